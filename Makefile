@@ -1,0 +1,41 @@
+# The two commands a developer needs: `make run` and `make test`. CI runs `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test check lint typecheck pytest schema assets bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## GraphiQL's React/GraphiQL bundles, from the npm registry at build time (never at run time).
+assets:
+	bash scripts/build-graphiql-assets.sh
+
+## Start the gateway; with no KOMBO_API_KEY it runs on the embedded Kombo sandbox.
+run: $(STAMP) assets
+	$(BIN)/kombo-gateway serve --host $(HOST) --port $(PORT)
+
+## Everything CI checks: format, lint, types, then the test suite.
+test: $(STAMP) assets check pytest
+
+check: $(STAMP)
+	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/mypy
+
+pytest: $(STAMP) assets
+	$(BIN)/pytest
+
+## Regenerate schema.graphql from the code (a test fails when it is stale).
+schema: $(STAMP)
+	$(BIN)/kombo-gateway schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) gateway/static/graphiql .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+"""Kombo Jobs GraphQL gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,73 @@
+"""The per-request context every resolver receives as `info.context`.
+
+Usage in a resolver::
+
+    def resolve(info: strawberry.Info[Context, None]) -> ...:
+        integration = info.context.require_integration()
+        job = await info.context.loaders.jobs(integration).load(kombo_id)
+
+The HTTP layer builds one `Context` per GraphQL request (`gateway.app`), from
+process-lifetime parts (the Kombo client) and request-lifetime parts (loaders,
+the integration named by the request).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import BadUserInput
+from gateway.kombo import KomboClient
+from gateway.loaders import Loaders
+
+INTEGRATION_HEADER = "X-Integration-Id"
+# Kombo integration IDs look like `personio:CBNMt7dSNCzBdnRTx87dev4E`.
+_INTEGRATION_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}:[A-Za-z0-9_\-]{1,128}")
+
+
+@dataclass(slots=True)
+class Context:
+    """What one GraphQL request resolves with."""
+
+    kombo: KomboClient
+    loaders: Loaders
+    #: The integration the request uses; None when neither header nor default named one.
+    integration_id: str | None
+    #: Screening questions that have a precondition, mapped (by object identity) to
+    #: their job's question list, so `preconditionQuestion` resolves within the job.
+    question_siblings: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Why the request's integration header was refused, reported by `require_integration`.
+    integration_problem: str | None = None
+
+    def require_integration(self) -> str:
+        """The request's integration.
+
+        Raises:
+            BadUserInput: the request named none and no default is configured.
+        """
+        if self.integration_problem is not None:
+            raise BadUserInput(self.integration_problem)
+        if self.integration_id is None:
+            raise BadUserInput(
+                f"No integration: send the `{INTEGRATION_HEADER}` header "
+                "or configure KOMBO_INTEGRATION_ID"
+            )
+        return self.integration_id
+
+
+def choose_integration(header_value: str | None, default: str | None) -> str | None:
+    """The request's integration: its header, else the configured default.
+
+    Raises:
+        BadUserInput: the header is present but is not an integration ID.
+    """
+    if header_value is None:
+        return default
+    value = header_value.strip()
+    if not _INTEGRATION_ID.fullmatch(value):
+        raise BadUserInput(
+            f"`{INTEGRATION_HEADER}` must be a Kombo integration ID like "
+            "`personio:CBNMt7dSNCzBdnRTx87dev4E`"
+        )
+    return value

@@ -1,0 +1,184 @@
+"""Error classes and the contract code each one maps to (`extensions.code`).
+
+    GatewayError                      raised by gateway code; carries its code
+    ├── BadUserInput                  BAD_USER_INPUT: bad arguments, ID, cursor, no integration
+    ├── Unauthenticated               UNAUTHENTICATED
+    ├── Forbidden                     FORBIDDEN
+    └── UpstreamFailure               wraps a kombo.KomboError, see `upstream_code`:
+                                      UNAUTHENTICATED | FORBIDDEN | RATE_LIMITED |
+                                      UPSTREAM_UNAVAILABLE | UPSTREAM_ERROR
+
+    graphql-core phases (no Python class of ours):
+        syntax error            GRAPHQL_PARSE_FAILED
+        validation error        GRAPHQL_VALIDATION_FAILED
+        variable coercion       BAD_USER_INPUT
+    anything else               INTERNAL_SERVER_ERROR, message masked
+
+`code_error` applies this table to a `GraphQLError` in place. An error that came
+from Kombo also gets `extensions.kombo` = {code, title, message, logUrl, httpStatus}.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from typing import Any
+
+from graphql import GraphQLError
+
+from gateway.kombo import KomboAPIError, KomboError, KomboTransportError
+
+logger = logging.getLogger("gateway.errors")
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+class Code(enum.StrEnum):
+    """The contract's error codes."""
+
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class Phase(enum.Enum):
+    """Where in a GraphQL request an error arose; decides codes for graphql-core's own errors."""
+
+    PARSE = "parse"
+    VALIDATION = "validation"
+    EXECUTION = "execution"
+
+
+class GatewayError(Exception):
+    """An error whose message is safe to show to the caller, with its contract code."""
+
+    code: Code = Code.INTERNAL_SERVER_ERROR
+
+    def extensions(self) -> dict[str, Any]:
+        return {"code": str(self.code)}
+
+
+class BadUserInput(GatewayError):
+    code = Code.BAD_USER_INPUT
+
+
+class Unauthenticated(GatewayError):
+    code = Code.UNAUTHENTICATED
+
+
+class Forbidden(GatewayError):
+    code = Code.FORBIDDEN
+
+
+# Kombo codes that decide the contract code on their own (Kombo: branch on the code first).
+_CODE_BY_KOMBO_CODE: dict[str, Code] = {
+    "PLATFORM.AUTHENTICATION_INVALID": Code.UNAUTHENTICATED,
+    "PLATFORM.INTEGRATION_NOT_FOUND": Code.FORBIDDEN,
+    "PLATFORM.RATE_LIMIT_EXCEEDED": Code.RATE_LIMITED,
+    "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED": Code.RATE_LIMITED,
+    "REMOTE.RATE_LIMIT_EXCEEDED": Code.RATE_LIMITED,
+    "REMOTE.SERVICE_UNAVAILABLE": Code.UPSTREAM_UNAVAILABLE,
+    "PLATFORM.TASK_TIMED_OUT": Code.UPSTREAM_UNAVAILABLE,
+}
+# Codes too generic to decide anything: the HTTP status decides instead.
+_GENERIC_KOMBO_CODES = frozenset({"PLATFORM.UNKNOWN_ERROR"})
+
+
+def upstream_code(error: KomboError) -> Code:
+    """The contract code for a failed Kombo call."""
+    if isinstance(error, KomboTransportError) or not isinstance(error, KomboAPIError):
+        return Code.UPSTREAM_UNAVAILABLE
+    if error.code is not None and error.code not in _GENERIC_KOMBO_CODES:
+        return _CODE_BY_KOMBO_CODE.get(error.code, Code.UPSTREAM_ERROR)
+    if error.status == 401:
+        return Code.UNAUTHENTICATED
+    if error.status == 403:
+        return Code.FORBIDDEN
+    if error.status == 429:
+        return Code.RATE_LIMITED
+    if error.status >= 500:
+        return Code.UPSTREAM_UNAVAILABLE
+    return Code.UPSTREAM_ERROR
+
+
+class UpstreamFailure(GatewayError):
+    """A Kombo call failed; the message and extensions say how, in the caller's terms."""
+
+    def __init__(self, error: KomboError) -> None:
+        self.error = error
+        self.code = upstream_code(error)
+        super().__init__(_upstream_message(self.code, error))
+
+    def extensions(self) -> dict[str, Any]:
+        extensions = super().extensions()
+        error = self.error
+        if isinstance(error, KomboAPIError):
+            if self.code is Code.RATE_LIMITED and error.retry_after is not None:
+                extensions["retryAfter"] = math.ceil(error.retry_after)
+            extensions["kombo"] = {
+                "code": error.code,
+                "title": error.title,
+                "message": error.message,
+                "logUrl": error.log_url,
+                "httpStatus": error.status,
+            }
+        return extensions
+
+
+_UPSTREAM_MESSAGES = {
+    Code.UNAUTHENTICATED: "Kombo rejected the gateway's credentials",
+    Code.FORBIDDEN: "The integration cannot be used with these credentials",
+    Code.RATE_LIMITED: "Kombo's rate limit was exceeded",
+    Code.UPSTREAM_UNAVAILABLE: "Kombo is unavailable",
+}
+
+
+def _upstream_message(code: Code, error: KomboError) -> str:
+    if isinstance(error, KomboAPIError):
+        detail = error.message or error.title or f"HTTP {error.status}"
+        return f"{_UPSTREAM_MESSAGES.get(code, 'Kombo returned an error')}: {detail}"
+    return f"{_UPSTREAM_MESSAGES[Code.UPSTREAM_UNAVAILABLE]}: {error}"
+
+
+def code_error(error: GraphQLError, phase: Phase) -> None:
+    """Give `error` its contract code (and mask it if it is a bug), in place."""
+    original = _root_cause(error)
+    if isinstance(original, KomboError):
+        original = UpstreamFailure(original)
+        error.message = str(original)
+    if isinstance(original, GatewayError):
+        error.extensions = {**(error.extensions or {}), **original.extensions()}
+        return
+    if original is not None or (phase is Phase.EXECUTION and error.path is not None):
+        # A resolver raised something unexpected, or a value failed to serialize.
+        if original is not None:
+            exc_info = (type(original), original, original.__traceback__)
+            logger.error("unexpected error at %s", error.path, exc_info=exc_info)
+        else:
+            logger.error("unexpected error at %s: %s", error.path, error.message)
+        error.message = INTERNAL_MESSAGE
+        error.extensions = {"code": str(Code.INTERNAL_SERVER_ERROR)}
+        return
+    code = {
+        Phase.PARSE: Code.GRAPHQL_PARSE_FAILED,
+        Phase.VALIDATION: Code.GRAPHQL_VALIDATION_FAILED,
+        # Errors graphql-core raises before resolving anything: variable coercion,
+        # an unknown operation name.
+        Phase.EXECUTION: Code.BAD_USER_INPUT,
+    }[phase]
+    error.extensions = {**(error.extensions or {}), "code": str(code)}
+
+
+def _root_cause(error: GraphQLError) -> BaseException | None:
+    """The first non-GraphQL exception behind `error` (graphql-core wraps errors in errors)."""
+    cause = error.original_error
+    while isinstance(cause, GraphQLError):
+        cause = cause.original_error
+    return cause

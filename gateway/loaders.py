@@ -1,0 +1,111 @@
+"""Per-request batching of by-ID job look-ups into `GET /ats/jobs?ids=...` calls.
+
+Usage (one `Loaders` per GraphQL request, built in `get_context`)::
+
+    loaders = Loaders(kombo, integration_id)
+    job = await loaders.jobs.load("26vafvWSRmbhNcxJYqjCzuJg")   # dict, or None if unknown
+
+Every `load` of one event-loop tick lands in one batch: duplicates collapse, IDs go
+out in calls of at most 250, and answers come back in request order. Kombo answers
+404 to the whole call when any ID is unknown and does not say which; `fetch_by_ids`
+then isolates the unknown IDs by splitting, spending O(k log n) extra calls for k
+unknown IDs among n, so they resolve to None while every other ID resolves.
+
+Loaders live for one request only (their futures belong to its event loop and their
+memo must not outlive it); anything that outlives a request is cached below them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from gateway.kombo import MAX_PAGE_SIZE, JobQuery, KomboAPIError, KomboClient
+
+Job = dict[str, Any]
+
+
+async def fetch_by_ids(
+    kombo: KomboClient, integration_id: str, ids: Sequence[str]
+) -> dict[str, Job]:
+    """The jobs with these IDs (deleted ones included) that exist, keyed by Kombo ID.
+
+    `ids` must be distinct and at most 250. Unknown IDs are simply absent.
+    """
+    found: dict[str, Job] = {}
+    if await _try_fetch(kombo, integration_id, ids, found):
+        return found
+    await _isolate(kombo, integration_id, ids, found)
+    return found
+
+
+async def _try_fetch(
+    kombo: KomboClient, integration_id: str, ids: Sequence[str], found: dict[str, Job]
+) -> bool:
+    """Fetch `ids` into `found`; False when Kombo answered 404 (some ID is unknown)."""
+    query = JobQuery(ids=tuple(ids), include_deleted=True)
+    try:
+        page = await kombo.list_jobs(integration_id, query, page_size=max(len(ids), 1))
+    except KomboAPIError as error:
+        if error.status == 404:
+            return False
+        raise
+    for job in page["results"]:
+        found[job["id"]] = job
+    return True
+
+
+async def _isolate(
+    kombo: KomboClient, integration_id: str, ids: Sequence[str], found: dict[str, Job]
+) -> None:
+    """Resolve `ids`, known to hold at least one unknown ID, with as few calls as we can.
+
+    Ask for the first half: if it succeeds, the unknown ID must be in the second half,
+    which then needs no call of its own, only further splitting.
+    """
+    if len(ids) == 1:
+        return  # the one unknown ID
+    middle = len(ids) // 2
+    head, tail = ids[:middle], ids[middle:]
+    if await _try_fetch(kombo, integration_id, head, found):
+        await _isolate(kombo, integration_id, tail, found)
+        return
+
+    async def resolve_tail() -> None:
+        if not await _try_fetch(kombo, integration_id, tail, found):
+            await _isolate(kombo, integration_id, tail, found)
+
+    await asyncio.gather(_isolate(kombo, integration_id, head, found), resolve_tail())
+
+
+class JobLoader(DataLoader[str, "Job | None"]):
+    """Batches job look-ups by Kombo ID for one integration within one request."""
+
+    max_batch_size = MAX_PAGE_SIZE
+
+    def __init__(self, kombo: KomboClient, integration_id: str) -> None:
+        super().__init__()
+        self._kombo = kombo
+        self._integration_id = integration_id
+
+    async def batch_load_fn(self, keys: list[str]) -> list[Job | None]:
+        unique = list(dict.fromkeys(keys))
+        found = await fetch_by_ids(self._kombo, self._integration_id, unique)
+        return [found.get(key) for key in keys]
+
+
+class Loaders:
+    """The request's loaders, one per integration it touches (built on first use)."""
+
+    def __init__(self, kombo: KomboClient) -> None:
+        self._kombo = kombo
+        self._jobs: dict[str, JobLoader] = {}
+
+    def jobs(self, integration_id: str) -> JobLoader:
+        loader = self._jobs.get(integration_id)
+        if loader is None:
+            loader = self._jobs[integration_id] = JobLoader(self._kombo, integration_id)
+        return loader

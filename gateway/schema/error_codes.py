@@ -1,0 +1,37 @@
+"""Schema extension that gives every error its contract code (`gateway.errors.code_error`).
+
+It runs once per operation, after everything else, and only touches errors, so it
+adds nothing to the cost of resolving fields. It remembers the phase an error arose
+in, since graphql-core's own errors say nothing of their kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from strawberry.extensions import SchemaExtension
+
+from gateway.errors import Phase, code_error
+
+
+class ErrorCodes(SchemaExtension):
+    """Adds `extensions.code` to every error (and masks unexpected ones)."""
+
+    _phase = Phase.EXECUTION
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        if self.execution_context.graphql_document is None:
+            self._phase = Phase.PARSE
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        if self.execution_context.pre_execution_errors:
+            self._phase = Phase.VALIDATION
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = result.errors if result is not None else None
+        for error in errors or ():
+            code_error(error, self._phase)

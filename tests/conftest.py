@@ -1,0 +1,49 @@
+"""Shared fixtures: one sandbox and one gateway per test session, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.app import create_app
+from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
+from gateway.sandbox.app import create_sandbox_app
+from tests.support import GraphQLClient, Upstream, serve
+
+INTEGRATION_A, INTEGRATION_B = SANDBOX_INTEGRATION_IDS
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    with serve(create_sandbox_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(sandbox_url: str) -> Settings:
+    return Settings(
+        api_key=SANDBOX_API_KEY,
+        base_url=f"{sandbox_url}/v1",
+        integration_id=INTEGRATION_A,
+        cache_ttl=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def gateway_url(gateway_settings: Settings) -> Iterator[str]:
+    with serve(create_app(gateway_settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def gql(gateway_url: str) -> GraphQLClient:
+    return GraphQLClient(gateway_url)
+
+
+@pytest.fixture
+def upstream(sandbox_url: str) -> Upstream:
+    """The sandbox's request log, emptied for this test."""
+    log = Upstream(sandbox_url)
+    log.reset()
+    return log
