@@ -156,24 +156,24 @@ def code_error(error: GraphQLError, phase: Phase) -> None:
     if isinstance(original, GatewayError):
         error.extensions = {**(error.extensions or {}), **original.extensions()}
         return
-    if original is not None or (phase is Phase.EXECUTION and error.path is not None):
-        # A resolver raised something unexpected, or a value failed to serialize.
-        if original is not None:
-            exc_info = (type(original), original, original.__traceback__)
-            logger.error("unexpected error at %s", error.path, exc_info=exc_info)
-        else:
-            logger.error("unexpected error at %s: %s", error.path, error.message)
-        error.message = INTERNAL_MESSAGE
-        error.extensions = {"code": str(Code.INTERNAL_SERVER_ERROR)}
+    if error.path is None:
+        # Not raised while resolving a field: the request itself is at fault (its text,
+        # its variables, a literal a scalar refused), whatever exception says so.
+        code = {
+            Phase.PARSE: Code.GRAPHQL_PARSE_FAILED,
+            Phase.VALIDATION: Code.GRAPHQL_VALIDATION_FAILED,
+            Phase.EXECUTION: Code.BAD_USER_INPUT,
+        }[phase]
+        error.extensions = {**(error.extensions or {}), "code": str(code)}
         return
-    code = {
-        Phase.PARSE: Code.GRAPHQL_PARSE_FAILED,
-        Phase.VALIDATION: Code.GRAPHQL_VALIDATION_FAILED,
-        # Errors graphql-core raises before resolving anything: variable coercion,
-        # an unknown operation name.
-        Phase.EXECUTION: Code.BAD_USER_INPUT,
-    }[phase]
-    error.extensions = {**(error.extensions or {}), "code": str(code)}
+    # Raised while resolving a field, and not by us on purpose: a bug. Log it, mask it.
+    if original is not None:
+        exc_info = (type(original), original, original.__traceback__)
+        logger.error("unexpected error at %s", error.path, exc_info=exc_info)
+    else:
+        logger.error("unexpected error at %s: %s", error.path, error.message)
+    error.message = INTERNAL_MESSAGE
+    error.extensions = {"code": str(Code.INTERNAL_SERVER_ERROR)}
 
 
 def _root_cause(error: GraphQLError) -> BaseException | None:
