@@ -1,0 +1,78 @@
+"""`gateway.loaders`: isolating unknown IDs in few calls, batch order and size."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from typing import Any
+
+import pytest
+
+from gateway.kombo import JobQuery, KomboAPIError
+from gateway.loaders import JobLoader, fetch_by_ids
+
+
+class CountingKombo:
+    """Answers like Kombo's `ids` filter: 404 for the whole call if any ID is unknown."""
+
+    def __init__(self, unknown: set[str]) -> None:
+        self.unknown = unknown
+        self.calls: list[tuple[str, ...]] = []
+
+    async def list_jobs(self, integration_id: str, query: JobQuery, *, page_size: int) -> Any:
+        assert query.ids is not None and query.include_deleted is True
+        assert page_size >= len(query.ids)
+        self.calls.append(query.ids)
+        if self.unknown & set(query.ids):
+            raise KomboAPIError(404, code="PLATFORM.INPUT_INVALID")
+        return {"next": None, "results": [{"id": kombo_id} for kombo_id in query.ids]}
+
+
+def ids(count: int) -> list[str]:
+    return [f"{i:024d}" for i in range(count)]
+
+
+async def test_two_unknown_among_fifty_never_cost_more_than_fifteen_calls():
+    candidates = ids(50)
+    for a, b in itertools.combinations(range(50), 2):
+        kombo = CountingKombo({candidates[a], candidates[b]})
+        found = await fetch_by_ids(kombo, "i", candidates)  # type: ignore[arg-type]
+        assert set(found) == set(candidates) - kombo.unknown
+        assert len(kombo.calls) <= 15, (a, b)
+
+
+@pytest.mark.parametrize(("total", "unknown"), [(250, 1), (250, 5), (250, 20), (7, 7)])
+async def test_unknown_ids_cost_about_log_n_calls_each(total: int, unknown: int):
+    rng = random.Random(total * 1000 + unknown)
+    candidates = ids(total)
+    kombo = CountingKombo(set(rng.sample(candidates, unknown)))
+    found = await fetch_by_ids(kombo, "i", candidates)  # type: ignore[arg-type]
+    assert set(found) == set(candidates) - kombo.unknown
+    assert len(kombo.calls) <= unknown * (math.ceil(math.log2(total)) + 1) + 1
+
+
+async def test_all_known_costs_one_call():
+    kombo = CountingKombo(set())
+    found = await fetch_by_ids(kombo, "i", ids(250))  # type: ignore[arg-type]
+    assert len(found) == 250 and len(kombo.calls) == 1
+
+
+async def test_other_errors_propagate():
+    class Failing(CountingKombo):
+        async def list_jobs(self, *args: Any, **kwargs: Any) -> Any:
+            raise KomboAPIError(503)
+
+    with pytest.raises(KomboAPIError):
+        await fetch_by_ids(Failing(set()), "i", ids(3))  # type: ignore[arg-type]
+
+
+async def test_loader_batches_in_order_with_duplicates_and_at_most_250_per_call():
+    kombo = CountingKombo({"9" * 24})
+    loader = JobLoader(kombo, "i")  # type: ignore[arg-type]
+    wanted = ids(300) + ids(10) + ["9" * 24]
+    results = await loader.load_many(wanted)
+    assert [job and job["id"] for job in results] == [*ids(300), *ids(10), None]
+    assert all(len(call) <= 250 for call in kombo.calls)
+    # The first 250 distinct IDs go out together, in request order, each once.
+    assert kombo.calls[0] == tuple(ids(250))
