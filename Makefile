@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check lint typecheck pytest schema assets bench clean
+.PHONY: run test check pytest schema assets dist bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 ## GraphiQL's React/GraphiQL bundles, from the npm registry at build time (never at run time).
 assets:
 	bash scripts/build-graphiql-assets.sh
+
+## A wheel of the gateway, GraphiQL assets included (what the Docker image installs).
+dist: assets
+	rm -rf dist
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 ## Start the gateway; with no KOMBO_API_KEY it runs on the embedded Kombo sandbox.
 run: $(STAMP) assets

@@ -1,4 +1,4 @@
-"""`kombo-gateway serve | sandbox | schema` (also `python -m gateway`).
+"""`kombo-gateway serve | sandbox | schema | health` (also `python -m gateway`).
 
 `serve` with no `KOMBO_API_KEY` starts the embedded sandbox as a child process on a
 free loopback port and points the gateway at it over real HTTP, so `make run` needs
@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schema(federation=args.federation)
     if args.command == "sandbox":
         return _sandbox(args.host, args.port)
+    if args.command == "health":
+        return _health(args.url)
     return _serve(args.host, args.port, args.workers)
 
 
@@ -57,7 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--federation", action="store_true", help="print the Federation 2 subgraph SDL"
     )
+    health = commands.add_parser(
+        "health", help="exit 0 when a running gateway answers its health check (for containers)"
+    )
+    health.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/healthz")
     return parser
+
+
+def _health(url: str) -> int:
+    try:
+        healthy = httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        healthy = False
+    print("healthy" if healthy else f"unhealthy: {url}")
+    return 0 if healthy else 1
 
 
 def _positive_int(value: str) -> int:

@@ -14,6 +14,7 @@ sandbox reads its well-known credentials from here without knowing the client.
 from __future__ import annotations
 
 import math
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -72,7 +73,8 @@ class Settings:
             allowed = ", ".join(sorted(REGION_BASE_URLS))
             raise ConfigError(f"KOMBO_REGION={region!r} is not a Kombo region (allowed: {allowed})")
         base_url = _optional(environ, "KOMBO_BASE_URL") or REGION_BASE_URLS[region]
-        if not base_url.startswith(("http://", "https://")):
+        parsed = urllib.parse.urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError(
                 f"KOMBO_BASE_URL={base_url!r} must be an absolute http(s) URL, "
                 "e.g. https://api.kombo.dev/v1"

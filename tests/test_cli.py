@@ -1,0 +1,141 @@
+"""`kombo-gateway serve` as `make run` starts it: no key, embedded sandbox, offline GraphiQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+
+from gateway.config import SANDBOX_API_KEY
+from gateway.graphiql import assets_available
+from tests.support import free_port
+
+
+class AssetLinks(HTMLParser):
+    """Collects every script `src` and stylesheet `href` of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "script" and values.get("src"):
+            self.urls.append(values["src"] or "")
+        if tag == "link" and values.get("rel") == "stylesheet" and values.get("href"):
+            self.urls.append(values["href"] or "")
+
+
+def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{process.stdout and process.stdout.read()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m gateway serve` with no Kombo settings at all, as on a fresh machine."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/readyz", process)
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_serve_without_a_key_runs_on_the_sandbox_and_says_so(served: tuple[str, Any]):
+    url, _ = served
+    result = httpx.post(
+        f"{url}/graphql", json={"query": "{ jobs(first: 2) { nodes { komboId } } }"}
+    ).json()
+    assert len(result["data"]["jobs"]["nodes"]) == 2
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+
+
+def test_graphiql_page_and_all_its_assets_come_from_the_gateway(served: tuple[str, Any]):
+    url, _ = served
+    assert assets_available(), "GraphiQL assets are not built: run `make assets`"
+    page = httpx.get(f"{url}/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    links = AssetLinks()
+    links.feed(page.text)
+    assert len(links.urls) >= 4, links.urls  # React, ReactDOM, GraphiQL (+ CSS), explorer
+    for link in links.urls:
+        assert not re.match(r"^(https?:)?//", link), f"external asset: {link}"
+        asset = httpx.get(urljoin(f"{url}/graphql", link))
+        assert asset.status_code == 200, link
+        assert asset.content, link
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", page.text)
+
+
+def test_health_command_reports_a_running_gateway(served: tuple[str, Any]):
+    url, _ = served
+    ok = subprocess.run([sys.executable, "-m", "gateway", "health", "--url", f"{url}/healthz"])
+    assert ok.returncode == 0
+    down = subprocess.run(
+        [sys.executable, "-m", "gateway", "health", "--url", f"http://127.0.0.1:{free_port()}/"],
+        capture_output=True,
+    )
+    assert down.returncode == 1
+
+
+def test_get_queries_work(served: tuple[str, Any]):
+    url, _ = served
+    result = httpx.get(f"{url}/graphql", params={"query": "{ jobs(first: 1) { nodes { id } } }"})
+    assert result.status_code == 200
+    assert len(result.json()["data"]["jobs"]["nodes"]) == 1
+
+
+def test_stopping_serve_stops_its_sandbox_and_output_never_shows_a_key(
+    served: tuple[str, Any],
+):
+    url, process = served
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert "sandbox" in output.lower()
+    assert SANDBOX_API_KEY not in output
+    sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", output)
+    assert sandbox, output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{sandbox.group(1)}/healthz", timeout=2)
+
+
+def test_schema_federation_prints_the_subgraph_sdl():
+    printed = subprocess.run(
+        [sys.executable, "-m", "gateway", "schema", "--federation"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "@link" in printed and '@key(fields: "komboId")' in printed
