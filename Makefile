@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+NODE_DEPS := tests/federation/js/node_modules/.installed
+
 .PHONY: run test check pytest schema assets dist bench clean
 
 $(STAMP): pyproject.toml
@@ -23,6 +25,14 @@ dist: assets
 	rm -rf dist
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir dist .
 
+## Apollo Gateway and graphql-js for the federation tests (exact versions, no lock file).
+## Without npm the step says so and the tests that need Node report themselves skipped.
+$(NODE_DEPS): tests/federation/js/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/federation/js && npm install --no-package-lock --no-audit --no-fund --loglevel=error \
+	  && touch node_modules/.installed; \
+	else echo "npm not found: the federation tests will be skipped"; fi
+
 ## Start the gateway; with no KOMBO_API_KEY it runs on the embedded Kombo sandbox.
 run: $(STAMP) assets
 	$(BIN)/kombo-gateway serve --host $(HOST) --port $(PORT)
@@ -35,7 +45,7 @@ check: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
-pytest: $(STAMP) assets
+pytest: $(STAMP) assets $(NODE_DEPS)
 	$(BIN)/pytest
 
 ## Regenerate schema.graphql from the code (a test fails when it is stale).
@@ -43,4 +53,5 @@ schema: $(STAMP)
 	$(BIN)/kombo-gateway schema > schema.graphql
 
 clean:
-	rm -rf $(VENV) gateway/static/graphiql .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) gateway/static/graphiql tests/federation/js/node_modules dist \
+	  .mypy_cache .ruff_cache .pytest_cache

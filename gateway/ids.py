@@ -64,7 +64,7 @@ def parse_job_id(value: str) -> str:
         )
     type_name, kombo_id = decoded
     if type_name != JOB_TYPE:
-        raise BadUserInput(f"{_shown(value)} is the ID of a {type_name}, not of a Job")
+        raise BadUserInput(f"{_shown(value)} is the ID of a {_shown(type_name)}, not of a Job")
     if not is_kombo_id(kombo_id):
         raise BadUserInput(f"{_shown(value)} is a Job global ID with a malformed Kombo ID")
     return kombo_id

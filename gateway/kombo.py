@@ -128,8 +128,7 @@ def format_timestamp(value: datetime) -> str:
     """Kombo's timestamp format: UTC with milliseconds. A naive datetime is taken as UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class KomboClient:
@@ -142,6 +141,7 @@ class KomboClient:
     def __init__(self, http: httpx.AsyncClient, *, base_url: str, api_key: str) -> None:
         self._http = http
         self._jobs_url = base_url.rstrip("/") + JOBS_PATH
+        self._api_key = api_key
         self._auth = f"Bearer {api_key}"
 
     async def list_jobs(
@@ -181,10 +181,13 @@ class KomboClient:
             raise KomboTransportError(
                 f"Kombo did not answer in time ({type(exc).__name__})"
             ) from None
-        except httpx.TransportError as exc:
-            raise KomboTransportError(f"could not reach Kombo ({type(exc).__name__})") from None
+        except httpx.RequestError as exc:
+            # Connection failures, and bodies that fail to decode (e.g. corrupt gzip).
+            raise KomboTransportError(
+                f"no usable answer from Kombo ({type(exc).__name__})"
+            ) from None
         if response.status_code != 200:
-            raise api_error_from_response(response)
+            raise _redacted(api_error_from_response(response), self._api_key)
         try:
             body = orjson.loads(response.content)
             data = body["data"]
@@ -193,6 +196,17 @@ class KomboClient:
             raise KomboTransportError(
                 "Kombo answered 200 with a body that is not a jobs page"
             ) from None
+
+
+def _redacted(error: KomboAPIError, secret: str) -> KomboAPIError:
+    """Defence in depth: should Kombo ever echo the key in an error, it goes no further."""
+    for name in ("title", "message"):
+        value = getattr(error, name)
+        if value and secret in value:
+            setattr(error, name, value.replace(secret, "[redacted]"))
+    if secret in error.args[0]:
+        error.args = (error.args[0].replace(secret, "[redacted]"),)
+    return error
 
 
 def api_error_from_response(response: httpx.Response) -> KomboAPIError:
@@ -219,15 +233,15 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     raw = headers.get("retry-after")
     if raw:
         try:
-            return max(0.0, float(raw))
+            seconds = float(raw)
         except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(raw)
-            except (TypeError, ValueError):
-                when = None
+            when = _http_date(raw)
             if when is not None:
                 current = time.time() if now is None else now
-                return max(0.0, when.timestamp() - current)
+                return max(0.0, when - current)
+        else:
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
     reset = headers.get("ratelimit-reset")
     if reset:
         try:
@@ -239,5 +253,13 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     return None
 
 
+def _http_date(value: str) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """A string field of the envelope; an empty string counts as missing."""
+    return value if isinstance(value, str) and value else None

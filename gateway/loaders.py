@@ -27,7 +27,9 @@ from gateway.kombo import MAX_PAGE_SIZE, JobQuery, KomboAPIError, KomboClient
 Job = dict[str, Any]
 
 
-async def fetch_by_ids(kombo: KomboClient, integration_id: str, ids: Sequence[str]) -> dict[str, Job]:
+async def fetch_by_ids(
+    kombo: KomboClient, integration_id: str, ids: Sequence[str]
+) -> dict[str, Job]:
     """The jobs with these IDs (deleted ones included) that exist, keyed by Kombo ID.
 
     `ids` must be distinct and at most 250. Unknown IDs are simply absent. Each
@@ -38,7 +40,9 @@ async def fetch_by_ids(kombo: KomboClient, integration_id: str, ids: Sequence[st
     pending = list(ids)
     while pending and not await _try_fetch(kombo, integration_id, pending, found):
         unknown = await _find_one_unknown(kombo, integration_id, pending, found)
-        pending = [kombo_id for kombo_id in pending if kombo_id not in found and kombo_id != unknown]
+        pending = [
+            kombo_id for kombo_id in pending if kombo_id not in found and kombo_id != unknown
+        ]
     return found
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,14 +49,23 @@ class Position:
 
 
 def cursor_binding(integration_id: str, params: Mapping[str, str]) -> str:
-    """A short digest of what a cursor is valid for: the integration and the filters."""
-    canonical = "\n".join(f"{key}={params[key]}" for key in sorted(params))
-    digest = hashlib.blake2b(f"{integration_id}\n{canonical}".encode(), digest_size=9).digest()
+    """A short digest of what a cursor is valid for: the integration and the filters.
+
+    JSON keeps the encoding unambiguous whatever the filter values contain.
+    """
+    canonical = json.dumps([integration_id, sorted(params.items())], separators=(",", ":"))
+    return _digest(canonical, 9)
+
+
+def _digest(text: str, size: int) -> str:
+    digest = hashlib.blake2b(text.encode(), digest_size=size).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
 def encode_cursor(binding: str, position: Position) -> str:
-    raw = f"{_VERSION}:{position.page_size}:{position.skip}:{binding}:{position.kombo_cursor or ''}"
+    """An opaque cursor; its checksum makes a truncated or altered copy fail to decode."""
+    body = f"{position.page_size}:{position.skip}:{binding}:{position.kombo_cursor or ''}"
+    raw = f"{_VERSION}:{_digest(body, 6)}:{body}"
     return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
 
 
@@ -67,14 +77,16 @@ def decode_cursor(binding: str, cursor: str) -> Position:
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
-        version, page_size, skip, cursor_binding_, kombo_cursor = raw.split(":", 4)
+        version, checksum, body = raw.split(":", 2)
+        page_size, skip, cursor_binding_, kombo_cursor = body.split(":", 3)
         position = Position(kombo_cursor or None, int(page_size), int(skip))
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput("`after` is not a cursor issued by this API") from None
     if (
         version != _VERSION
+        or checksum != _digest(body, 6)
         or not 1 <= position.page_size <= MAX_PAGE_SIZE
-        or not 0 <= position.skip <= MAX_PAGE_SIZE
+        or not 0 <= position.skip <= position.page_size
     ):
         raise BadUserInput("`after` is not a cursor issued by this API")
     if cursor_binding_ != binding:
@@ -138,6 +150,7 @@ async def read_connection(
             has_next = end < len(results) or next_cursor is not None
             break
         if next_cursor is None:
+            has_next = False
             break
         position = Position(next_cursor, page_size, 0)
         has_next = True

@@ -1,0 +1,170 @@
+"""`gateway.config`: `Settings.from_env` over plain dicts, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import ConfigError, Settings
+
+EU = "https://api.kombo.dev/v1"
+US = "https://api.us.kombo.dev/v1"
+CA = "https://api.ca.kombo.dev/v1"
+
+
+def test_defaults_run_the_sandbox_against_the_eu_host_with_a_30s_cache() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.api_key is None
+    assert settings.sandbox_mode is True
+    assert settings.base_url == EU
+    assert settings.integration_id is None
+    assert settings.cache_ttl == 30.0
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({"PATH": "/usr/bin", "INTEGRATION_ID": "x"}) == Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("region", "base_url"),
+    [
+        pytest.param("eu", EU, id="eu"),
+        pytest.param("us", US, id="us"),
+        pytest.param("ca", CA, id="ca"),
+        pytest.param("US", US, id="uppercase"),
+        pytest.param("  us ", US, id="whitespace"),
+        pytest.param("", EU, id="empty-is-default"),
+    ],
+)
+def test_region_selects_the_kombo_host(region: str, base_url: str) -> None:
+    assert Settings.from_env({"KOMBO_REGION": region}).base_url == base_url
+
+
+@pytest.mark.parametrize("region", [pytest.param("mars", id="mars"), pytest.param("de", id="de")])
+def test_unknown_region_is_a_config_error_naming_the_variable(region: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"KOMBO_REGION": region})
+
+    message = str(info.value)
+    assert "KOMBO_REGION" in message
+    assert region in message
+    assert "us" in message  # says what is allowed
+
+
+@pytest.mark.parametrize(
+    ("environ", "base_url"),
+    [
+        pytest.param(
+            {"KOMBO_BASE_URL": "http://127.0.0.1:8010/v1"},
+            "http://127.0.0.1:8010/v1",
+            id="override",
+        ),
+        pytest.param(
+            {"KOMBO_REGION": "us", "KOMBO_BASE_URL": "https://kombo.internal/v1"},
+            "https://kombo.internal/v1",
+            id="wins-over-region",
+        ),
+        pytest.param(
+            {"KOMBO_BASE_URL": "https://kombo.internal/v1/"},
+            "https://kombo.internal/v1",
+            id="trailing-slash",
+        ),
+        pytest.param(
+            {"KOMBO_BASE_URL": "https://kombo.internal/v1///"},
+            "https://kombo.internal/v1",
+            id="trailing-slashes",
+        ),
+        pytest.param(
+            {"KOMBO_BASE_URL": "  https://kombo.internal/v1  "},
+            "https://kombo.internal/v1",
+            id="whitespace",
+        ),
+        pytest.param({"KOMBO_BASE_URL": ""}, EU, id="empty-is-default"),
+    ],
+)
+def test_base_url_overrides_the_region(environ: dict[str, str], base_url: str) -> None:
+    assert Settings.from_env(environ).base_url == base_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("api.kombo.dev/v1", id="no-scheme"),
+        pytest.param("ftp://api.kombo.dev/v1", id="ftp"),
+        pytest.param("/v1", id="relative"),
+        pytest.param("https//api.kombo.dev/v1", id="missing-colon"),
+        pytest.param("https://", id="no-host"),
+        pytest.param("http:///v1", id="empty-host"),
+    ],
+)
+def test_bad_base_url_is_a_config_error_naming_the_variable(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"KOMBO_BASE_URL": url})
+
+    assert "KOMBO_BASE_URL" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "ttl"),
+    [
+        pytest.param("0", 0.0, id="zero-turns-cache-off"),
+        pytest.param("5", 5.0, id="int"),
+        pytest.param("2.5", 2.5, id="float"),
+        pytest.param(" 60 ", 60.0, id="whitespace"),
+        pytest.param("", 30.0, id="empty-is-default"),
+    ],
+)
+def test_cache_ttl(raw: str, ttl: float) -> None:
+    assert Settings.from_env({"GATEWAY_CACHE_TTL": raw}).cache_ttl == ttl
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("-1", id="negative"),
+        pytest.param("-0.5", id="negative-fraction"),
+        pytest.param("thirty", id="not-a-number"),
+        pytest.param("30s", id="unit-suffix"),
+        pytest.param("inf", id="inf"),
+        pytest.param("nan", id="nan"),
+    ],
+)
+def test_bad_cache_ttl_is_a_config_error_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"GATEWAY_CACHE_TTL": raw})
+
+    message = str(info.value)
+    assert "GATEWAY_CACHE_TTL" in message
+    assert raw in message
+
+
+@pytest.mark.parametrize(
+    ("key", "sandbox"),
+    [
+        pytest.param("ks_prod_abc123", False, id="key-set"),
+        pytest.param("", True, id="empty"),
+        pytest.param("   ", True, id="blank"),
+    ],
+)
+def test_sandbox_mode_is_on_exactly_when_no_api_key_is_set(key: str, sandbox: bool) -> None:
+    settings = Settings.from_env({"KOMBO_API_KEY": key})
+
+    assert settings.sandbox_mode is sandbox
+    assert settings.api_key == (None if sandbox else key)
+
+
+def test_api_key_and_integration_are_read() -> None:
+    settings = Settings.from_env(
+        {"KOMBO_API_KEY": "ks_dev_xyz", "KOMBO_INTEGRATION_ID": "personio:CBNMt7dSNCzBdnRTx87dev4E"}
+    )
+
+    assert settings.api_key == "ks_dev_xyz"
+    assert settings.integration_id == "personio:CBNMt7dSNCzBdnRTx87dev4E"
+    assert settings.base_url == EU
+
+
+def test_config_errors_never_echo_the_api_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"KOMBO_API_KEY": "ks_prod_supersecret", "KOMBO_REGION": "mars"})
+
+    assert "ks_prod_supersecret" not in str(info.value)
