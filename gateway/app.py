@@ -21,7 +21,7 @@ import httpx
 import orjson
 import strawberry
 from cross_web import HTTPException
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -29,30 +29,15 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from gateway.cache import CachedKombo, UpstreamCache, credential_fingerprint
 from gateway.config import Settings
 from gateway.context import INTEGRATION_HEADER, Context, choose_integration
 from gateway.errors import BadUserInput, Code
 from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app, graphiql_page
 from gateway.kombo import KomboClient
 from gateway.loaders import Loaders
+from gateway.metrics import GatewayMetrics
 from gateway.schema import build_schema
-
-
-class GatewayMetrics:
-    """The app's Prometheus metrics, in a registry of its own (one per app, so that
-    several apps in one process, as in tests, never collide)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.upstream_requests = Counter(
-            "kombo_upstream_requests",
-            "Requests sent to Kombo, by HTTP status of the answer.",
-            ["status"],
-            registry=self.registry,
-        )
-
-    async def on_upstream_response(self, response: httpx.Response) -> None:
-        self.upstream_requests.labels(status=str(response.status_code)).inc()
 
 
 def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.AsyncClient:
@@ -97,10 +82,15 @@ class GraphQLView(GraphQL[Context, None]):
             )
         except BadUserInput as exc:
             integration, problem = None, str(exc)
-        kombo = gateway.kombo
+        kombo = CachedKombo(
+            gateway.kombo,
+            gateway.cache,
+            fingerprint=gateway.fingerprint,
+            refresh=wants_fresh_data(request.headers.get("cache-control")),
+        )
         return Context(
             kombo=kombo,
-            loaders=Loaders(kombo),
+            loaders=Loaders(kombo, gateway.metrics),
             integration_id=integration,
             integration_problem=problem,
         )
@@ -123,10 +113,25 @@ class GatewayState:
         self._own_http = http is None
         self.http = http or create_http_client(settings, self.metrics)
         self.kombo = KomboClient(self.http, base_url=settings.base_url, api_key=settings.api_key)
+        self.fingerprint = credential_fingerprint(settings.api_key)
+        self.cache = UpstreamCache(
+            settings.cache_ttl,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            metrics=self.metrics,
+        )
 
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
+
+
+def wants_fresh_data(cache_control: str | None) -> bool:
+    """True for `Cache-Control: no-cache` (or `max-age=0`): skip cached reads, refresh them."""
+    if not cache_control:
+        return False
+    directives = {part.strip().lower() for part in cache_control.split(",")}
+    return "no-cache" in directives or "max-age=0" in directives
 
 
 def _error_response(message: str, code: Code, status: int) -> Response:

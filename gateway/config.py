@@ -51,6 +51,8 @@ class Settings:
     base_url: str = REGION_BASE_URLS[DEFAULT_REGION]
     integration_id: str | None = None
     cache_ttl: float = 30.0
+    cache_max_entries: int = 5_000
+    cache_max_bytes: int = 16 * 1024 * 1024
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_connections: int = 100
@@ -84,6 +86,10 @@ class Settings:
             base_url=base_url.rstrip("/"),
             integration_id=_optional(environ, "KOMBO_INTEGRATION_ID"),
             cache_ttl=_number(environ, "GATEWAY_CACHE_TTL", 30.0, minimum=0.0),
+            cache_max_entries=int(_number(environ, "GATEWAY_CACHE_MAX_ENTRIES", 5_000, minimum=1)),
+            cache_max_bytes=int(
+                _number(environ, "GATEWAY_CACHE_MAX_BYTES", 16 * 1024 * 1024, minimum=1024)
+            ),
             connect_timeout=_number(environ, "KOMBO_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(environ, "KOMBO_READ_TIMEOUT", 30.0, minimum=0.001),
             max_connections=int(_number(environ, "KOMBO_MAX_CONNECTIONS", 100, minimum=1)),

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
-from gateway.kombo import KomboClient
 from gateway.loaders import Loaders
 
 INTEGRATION_HEADER = "X-Integration-Id"
@@ -30,7 +30,7 @@ _INTEGRATION_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}:[A-Za-z0-9_\-]{1,128}")
 class Context:
     """What one GraphQL request resolves with."""
 
-    kombo: KomboClient
+    kombo: CachedKombo
     loaders: Loaders
     #: The integration the request uses; None when neither header nor default named one.
     integration_id: str | None

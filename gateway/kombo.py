@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 import httpx
 import orjson
@@ -36,10 +36,25 @@ MAX_PAGE_SIZE = 250
 
 
 class JobsPage(TypedDict):
-    """`data` of a successful `GET /ats/jobs` answer: Kombo's job dicts, untouched."""
+    """`data` of a successful `GET /ats/jobs` answer: Kombo's job dicts, untouched,
+    and the size of the body they came in (what caches account for)."""
 
     next: str | None
     results: list[dict[str, Any]]
+    byte_size: int
+
+
+class JobLister(Protocol):
+    """Anything that lists jobs like `KomboClient.list_jobs` (the client, or a cache over it)."""
+
+    async def list_jobs(
+        self,
+        integration_id: str,
+        query: JobQuery,
+        *,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> JobsPage: ...
 
 
 class KomboError(Exception):
@@ -191,7 +206,11 @@ class KomboClient:
         try:
             body = orjson.loads(response.content)
             data = body["data"]
-            return {"next": data.get("next") or None, "results": list(data["results"])}
+            return {
+                "next": data.get("next") or None,
+                "results": list(data["results"]),
+                "byte_size": len(response.content),
+            }
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise KomboTransportError(
                 "Kombo answered 200 with a body that is not a jobs page"

@@ -22,14 +22,14 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
-from gateway.kombo import MAX_PAGE_SIZE, JobQuery, KomboAPIError, KomboClient
+from gateway.cache import CachedKombo
+from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError
+from gateway.metrics import GatewayMetrics
 
 Job = dict[str, Any]
 
 
-async def fetch_by_ids(
-    kombo: KomboClient, integration_id: str, ids: Sequence[str]
-) -> dict[str, Job]:
+async def fetch_by_ids(kombo: JobLister, integration_id: str, ids: Sequence[str]) -> dict[str, Job]:
     """The jobs with these IDs (deleted ones included) that exist, keyed by Kombo ID.
 
     `ids` must be distinct and at most 250. Unknown IDs are simply absent. Each
@@ -47,7 +47,7 @@ async def fetch_by_ids(
 
 
 async def _try_fetch(
-    kombo: KomboClient, integration_id: str, ids: Sequence[str], found: dict[str, Job]
+    kombo: JobLister, integration_id: str, ids: Sequence[str], found: dict[str, Job]
 ) -> bool:
     """Fetch `ids` into `found`; False when Kombo answered 404 (some ID is unknown)."""
     query = JobQuery(ids=tuple(ids), include_deleted=True)
@@ -63,7 +63,7 @@ async def _try_fetch(
 
 
 async def _find_one_unknown(
-    kombo: KomboClient, integration_id: str, ids: Sequence[str], found: dict[str, Job]
+    kombo: JobLister, integration_id: str, ids: Sequence[str], found: dict[str, Job]
 ) -> str:
     """One unknown ID of `ids`, which are known to hold at least one.
 
@@ -78,30 +78,54 @@ async def _find_one_unknown(
 
 
 class JobLoader(DataLoader[str, "Job | None"]):
-    """Batches job look-ups by Kombo ID for one integration within one request."""
+    """Batches job look-ups by Kombo ID for one integration within one request.
+
+    Jobs the process has cached (e.g. seen in a recent `jobs` page) answer without a
+    call; the rest go out together.
+    """
 
     max_batch_size = MAX_PAGE_SIZE
 
-    def __init__(self, kombo: KomboClient, integration_id: str) -> None:
+    def __init__(self, kombo: CachedKombo, integration_id: str, metrics: GatewayMetrics) -> None:
         super().__init__()
         self._kombo = kombo
         self._integration_id = integration_id
+        self._metrics = metrics
+        self._seen: set[str] = set()
+
+    def load(self, key: str) -> Any:
+        self._metrics.lookups.inc()
+        if key in self._seen:  # answered by the loader's memo of this request
+            self._metrics.lookups_coalesced.inc()
+        self._seen.add(key)
+        return super().load(key)
 
     async def batch_load_fn(self, keys: list[str]) -> list[Job | None]:
         unique = list(dict.fromkeys(keys))
-        found = await fetch_by_ids(self._kombo, self._integration_id, unique)
+        found: dict[str, Job] = {}
+        for kombo_id in unique:
+            job = self._kombo.cached_job(self._integration_id, kombo_id)
+            if job is not None:
+                found[kombo_id] = job
+        missing = [kombo_id for kombo_id in unique if kombo_id not in found]
+        self._metrics.lookups_coalesced.inc(len(found))
+        if missing:
+            self._metrics.lookup_batch_size.observe(len(missing))
+            found |= await fetch_by_ids(self._kombo, self._integration_id, missing)
         return [found.get(key) for key in keys]
 
 
 class Loaders:
     """The request's loaders, one per integration it touches (built on first use)."""
 
-    def __init__(self, kombo: KomboClient) -> None:
+    def __init__(self, kombo: CachedKombo, metrics: GatewayMetrics) -> None:
         self._kombo = kombo
+        self._metrics = metrics
         self._jobs: dict[str, JobLoader] = {}
 
     def jobs(self, integration_id: str) -> JobLoader:
         loader = self._jobs.get(integration_id)
         if loader is None:
-            loader = self._jobs[integration_id] = JobLoader(self._kombo, integration_id)
+            loader = JobLoader(self._kombo, integration_id, self._metrics)
+            self._jobs[integration_id] = loader
         return loader

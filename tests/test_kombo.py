@@ -328,7 +328,7 @@ async def test_page_next_is_the_cursor_or_none_at_the_end(
 
     page = await list_jobs(answer(200, body))
 
-    assert page == {"next": expected, "results": jobs}
+    assert page == {"next": expected, "results": jobs, "byte_size": len(body)}
 
 
 async def test_page_without_next_key_is_the_last_page() -> None:
@@ -336,7 +336,7 @@ async def test_page_without_next_key_is_the_last_page() -> None:
 
     page = await list_jobs(answer(200, body))
 
-    assert page == {"next": None, "results": []}
+    assert page == {"next": None, "results": [], "byte_size": len(body)}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from gateway.cache import CachedKombo, UpstreamCache
 from gateway.kombo import JobQuery, KomboAPIError
+from gateway.metrics import GatewayMetrics
 from gateway.loaders import JobLoader, fetch_by_ids
 
 
@@ -26,7 +28,16 @@ class CountingKombo:
         self.calls.append(query.ids)
         if self.unknown & set(query.ids):
             raise KomboAPIError(404, code="PLATFORM.INPUT_INVALID")
-        return {"next": None, "results": [{"id": kombo_id} for kombo_id in query.ids]}
+        return {
+            "next": None,
+            "results": [{"id": kombo_id} for kombo_id in query.ids],
+            "byte_size": 1,
+        }
+
+    async def get_jobs_page(self, integration_id: str, params: dict[str, str]) -> Any:
+        """What `CachedKombo` calls: the same answers, from encoded parameters."""
+        query = JobQuery(ids=tuple(params["ids"].split(",")), include_deleted=True)
+        return await self.list_jobs(integration_id, query, page_size=int(params["page_size"]))
 
 
 def ids(count: int) -> list[str]:
@@ -69,7 +80,8 @@ async def test_other_errors_propagate():
 
 async def test_loader_batches_in_order_with_duplicates_and_at_most_250_per_call():
     kombo = CountingKombo({"9" * 24})
-    loader = JobLoader(kombo, "i")  # type: ignore[arg-type]
+    cached = CachedKombo(kombo, UpstreamCache(ttl=0), fingerprint="f")  # type: ignore[arg-type]
+    loader = JobLoader(cached, "i", GatewayMetrics())
     wanted = ids(300) + ids(10) + ["9" * 24]
     results = await loader.load_many(wanted)
     assert [job and job["id"] for job in results] == [*ids(300), *ids(10), None]

@@ -13,9 +13,11 @@ Routes::
     GET    /healthz               {"status": "ok"}
     GET    /_sandbox/requests     log of /v1 requests since the last reset (never the key)
     DELETE /_sandbox/requests     reset that log
+    GET|POST|DELETE /_sandbox/faults   queued faults (test-only; see `gateway.sandbox.faults`)
+    GET|POST|DELETE /_sandbox/chaos    seeded random failures and latency for load tests
 
-Control routes live under `/_sandbox/`; fault injection (`/_sandbox/faults`) is meant to be
-added there and applied in `_KomboEdge`, the middleware every `/v1` request passes through.
+Faults are applied in `_KomboEdge`, the middleware every `/v1` request passes through, after
+authentication; a faulted request is logged with the status it got (0 when dropped).
 
 This module imports nothing of the gateway except `gateway.config`.
 """
@@ -40,6 +42,7 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+import anyio
 import orjson
 import uvicorn
 from starlette.applications import Starlette
@@ -63,6 +66,12 @@ from gateway.sandbox.data import (
     dataset,
     epoch_us,
     log_url,
+)
+from gateway.sandbox.faults import (
+    SERVER_SEND_KEY,
+    FaultInjector,
+    control_routes,
+    drop_connection,
 )
 
 RATE_LIMIT: Final = 300
@@ -184,11 +193,16 @@ class SandboxState:
 
     log: RequestLog = field(default_factory=RequestLog)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    faults: FaultInjector = field(default_factory=FaultInjector)
     _sequence: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
 
+    def next_log_url(self) -> str:
+        """A fresh, deterministic log URL (one per error, like Kombo's logs)."""
+        return log_url("request", str(self._sequence()))
+
     def error_response(self, error: KomboError) -> Response:
-        """Envelope with a fresh, deterministic log URL (one per error, like Kombo's logs)."""
-        return _error_response(error, log_url("request", str(self._sequence())))
+        """Kombo's envelope with a fresh log URL."""
+        return _error_response(error, self.next_log_url())
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,19 +260,22 @@ class _KomboEdge:
         headers = Headers(scope=scope)
         authorization = headers.get("authorization")
         remaining, reset = self.state.limiter.hit(_bucket(authorization))
-        rate_headers = {
+        # Set on every response; a fault's own headers are added later and win.
+        edge_headers = {
             "ratelimit-limit": str(self.state.limiter.limit),
             "ratelimit-remaining": str(remaining),
             "ratelimit-reset": str(reset),
         }
+        log_extra: dict[str, Any] = {}
 
         async def send_with_edge(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response_headers = MutableHeaders(scope=message)
-                for name, value in rate_headers.items():
+                for name, value in edge_headers.items():
                     response_headers[name] = value
                 # Logged before the response leaves, so a client that got it sees the entry.
-                self.state.log.record(_log_entry(scope, headers, message["status"]))
+                entry = _log_entry(scope, headers, message["status"])
+                self.state.log.record({**entry, **log_extra})
             await send(message)
 
         problem = _authentication_problem(authorization)
@@ -266,8 +283,36 @@ class _KomboEdge:
             response = self.state.error_response(_authentication_invalid(problem))
             await response(scope, receive, send_with_edge)
             return
-        # Future fault injection (`/_sandbox/faults`) hooks in here, after auth.
-        await self.app(scope, receive, send_with_edge)
+        faults = self.state.faults
+        plan = None
+        if not faults.idle:
+            plan = faults.plan(scope["path"], headers.get("x-integration-id"), _query_lists(scope))
+        if plan is None:
+            await self.app(scope, receive, send_with_edge)
+            return
+        if plan.delay_seconds > 0:
+            await anyio.sleep(plan.delay_seconds)
+        fault = plan.fault
+        if fault is None:  # chaos latency only
+            await self.app(scope, receive, send_with_edge)
+            return
+        log_extra["fault"] = plan.source
+        if fault.drop_connection:
+            entry = _log_entry(scope, headers, 0)
+            self.state.log.record({**entry, **log_extra, "dropped": True})
+            await drop_connection(scope, receive)
+            return
+        edge_headers.update(fault.headers)
+        canned = fault.response(self.state.next_log_url)
+        await (self.app if canned is None else canned)(scope, receive, send_with_edge)
+
+
+def _query_lists(scope: Scope) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    query = scope["query_string"].decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(name, []).append(value)
+    return params
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,8 +669,18 @@ def _integration(request: Request) -> IntegrationData:
     return data
 
 
+class _SandboxApp(Starlette):
+    """Starlette that remembers the server's own `send` for the request, so a fault can
+    find uvicorn's transport and drop the connection (Starlette's middleware wraps `send`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[SERVER_SEND_KEY] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_sandbox_app() -> Starlette:
-    """A fresh sandbox ASGI app with its own request log and rate-limit windows."""
+    """A fresh sandbox ASGI app with its own request log, rate-limit windows and faults."""
     state = SandboxState()
     endpoints = _Endpoints(state)
     routes = [
@@ -634,8 +689,9 @@ def create_sandbox_app() -> Starlette:
         Route("/v1/{rest:path}", endpoints.unknown_route),
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/_sandbox/requests", endpoints.requests, methods=["GET", "DELETE"]),
+        *control_routes(state.faults),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_KomboEdge, state=state)])
+    app = _SandboxApp(routes=routes, middleware=[Middleware(_KomboEdge, state=state)])
     app.state.sandbox = state
     dataset()  # build the data now, not inside the first request
     return app

@@ -1,0 +1,197 @@
+"""Upstream TTL cache with single-flight, and the cached view of Kombo that resolvers use.
+
+Usage::
+
+    cache = UpstreamCache(ttl=30, max_entries=5_000, max_bytes=16 << 20)
+    kombo = CachedKombo(client, cache, refresh=False)        # one per GraphQL request
+    page = await kombo.list_jobs(integration, JobQuery(), page_size=50)
+    kombo.cached_job(integration, page["results"][0]["id"])  # primed by the page
+
+What is cached: whole Kombo answers (keyed by credential fingerprint, integration,
+path and normalized parameters) and, primed from every answer, single jobs (keyed by
+fingerprint, integration and Kombo ID), so a job seen in a page answers later by-ID
+look-ups. Entries hold plain parsed payloads, never futures; errors are never stored.
+Concurrent identical calls share one in-flight request. `refresh=True` (the caller
+sent `Cache-Control: no-cache`) skips every read and stores what it fetched.
+`ttl=0` turns caching and sharing off: every call reaches Kombo.
+
+Size: an entry costs its upstream body bytes, and at least `max_bytes / max_entries`,
+so both bounds hold. Parsed objects take several times their JSON size in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+
+from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient
+from gateway.metrics import GatewayMetrics
+
+DEFAULT_MAX_ENTRIES = 5_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    value: Any
+    size: int
+
+
+class UpstreamCache:
+    """Process-wide TTL cache of upstream payloads, plus the calls in flight."""
+
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        metrics: GatewayMetrics | None = None,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled = ttl > 0
+        self._metrics = metrics or GatewayMetrics()
+        floor = max(1, max_bytes // max(1, max_entries))
+        self._entries: TTLCache[Hashable, _Entry] = TTLCache(
+            maxsize=max_bytes,
+            ttl=max(ttl, 1e-9),
+            timer=timer,
+            getsizeof=lambda entry: max(entry.size, floor),
+        )
+        self._in_flight: dict[Hashable, asyncio.Task[tuple[Any, int]]] = {}
+
+    def get(self, key: Hashable, kind: str) -> Any | None:
+        """A cached value (counted as a hit or miss of `kind`), or None."""
+        if not self.enabled:
+            return None
+        entry = self._entries.get(key)
+        self._metrics.cache_lookups.labels(
+            kind=kind, result="miss" if entry is None else "hit"
+        ).inc()
+        return None if entry is None else entry.value
+
+    def put(self, key: Hashable, value: Any, size: int) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._entries[key] = _Entry(value, size)
+        except ValueError:  # larger than the whole cache: not worth keeping
+            self._entries.pop(key, None)
+
+    async def fetch(
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[tuple[Any, int]]],
+        *,
+        refresh: bool = False,
+        kind: str = "page",
+    ) -> Any:
+        """The value for `key`: cached, joined from an identical call in flight, or loaded.
+
+        `load` returns (value, size in bytes). Its errors reach every caller waiting on
+        it and are not cached.
+        """
+        if not self.enabled:
+            value, _ = await load()
+            return value
+        if not refresh:
+            cached = self.get(key, kind)
+            if cached is not None:
+                return cached
+            in_flight = self._in_flight.get(key)
+            if in_flight is not None:
+                self._metrics.upstream_coalesced.inc()
+                value, _ = await asyncio.shield(in_flight)
+                return value
+        task = asyncio.ensure_future(load())
+        task.add_done_callback(lambda done: self._settle(key, done))
+        if not refresh:
+            self._in_flight[key] = task
+        # Shielded: one caller giving up (a client hanging up) must not cancel the call
+        # the other callers wait on; the task still fills the cache when it ends.
+        value, _ = await asyncio.shield(task)
+        return value
+
+    def _settle(self, key: Hashable, task: asyncio.Task[tuple[Any, int]]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if task.cancelled():
+            return
+        if task.exception() is None:  # also marks the exception retrieved if nobody waited
+            value, size = task.result()
+            self.put(key, value, size)
+
+
+def credential_fingerprint(api_key: str) -> str:
+    """A digest naming a credential in cache keys, so no entry is shared across keys."""
+    return hashlib.sha256(b"kombo-gateway cache\0" + api_key.encode()).hexdigest()[:32]
+
+
+class CachedKombo:
+    """Kombo as one GraphQL request sees it: through the process's cache.
+
+    It has `KomboClient.list_jobs`'s signature, so pagination and loaders need not
+    know whether a cache sits below them.
+    """
+
+    def __init__(
+        self,
+        client: KomboClient,
+        cache: UpstreamCache,
+        *,
+        fingerprint: str,
+        refresh: bool = False,
+    ) -> None:
+        self._client = client
+        self._cache = cache
+        self._fingerprint = fingerprint
+        self.refresh = refresh
+
+    async def list_jobs(
+        self,
+        integration_id: str,
+        query: JobQuery,
+        *,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> JobsPage:
+        params = query.to_params()
+        if page_size is not None:
+            params["page_size"] = str(page_size)
+        if cursor is not None:
+            params["cursor"] = cursor
+        key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
+
+        async def load() -> tuple[JobsPage, int]:
+            page = await self._client.get_jobs_page(integration_id, params)
+            self._prime(integration_id, page)
+            return page, page["byte_size"]
+
+        page: JobsPage = await self._cache.fetch(key, load, refresh=self.refresh)
+        return page
+
+    def cached_job(self, integration_id: str, kombo_id: str) -> dict[str, Any] | None:
+        """A job this process saw recently for this credential and integration, if any."""
+        if self.refresh:
+            return None
+        job: dict[str, Any] | None = self._cache.get(
+            self._job_key(integration_id, kombo_id), kind="job"
+        )
+        return job
+
+    def _prime(self, integration_id: str, page: JobsPage) -> None:
+        results = page["results"]
+        if not results:
+            return
+        size = page["byte_size"] // len(results)
+        for job in results:
+            self._cache.put(self._job_key(integration_id, job["id"]), job, size)
+
+    def _job_key(self, integration_id: str, kombo_id: str) -> Hashable:
+        return (self._fingerprint, integration_id, "job", kombo_id)
