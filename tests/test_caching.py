@@ -122,7 +122,8 @@ def test_entities_with_200_mixed_key_representations_cost_one_call(
     cached: GraphQLClient, upstream: Upstream
 ):
     nodes = cached.data(
-        "{ jobs(first: 200, filter: {statuses: [CLOSED, ARCHIVED, OPEN]}) { nodes { id komboId } } }",
+        "{ jobs(first: 200, filter: {statuses: [CLOSED, ARCHIVED, OPEN]})"
+        " { nodes { id komboId } } }",
         headers={"Cache-Control": "no-cache"},
     )["jobs"]["nodes"]
     assert len(nodes) == 200

@@ -11,8 +11,8 @@ import pytest
 
 from gateway.cache import CachedKombo, UpstreamCache
 from gateway.kombo import JobQuery, KomboAPIError
-from gateway.metrics import GatewayMetrics
 from gateway.loaders import JobLoader, fetch_by_ids
+from gateway.metrics import GatewayMetrics
 
 
 class CountingKombo:
