@@ -167,7 +167,8 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
 
     app = Starlette(
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            # Every method reaches the view, so even a PUT gets a coded JSON error.
+            Route("/graphql", view),
             Mount(ASSETS_URL_PREFIX, graphiql_assets_app()),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
