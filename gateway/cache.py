@@ -57,7 +57,8 @@ class UpstreamCache:
     ) -> None:
         self.enabled = ttl > 0
         self._metrics = metrics or GatewayMetrics()
-        floor = max(1, max_bytes // max(1, max_entries))
+        # Rounded up, so that max_entries entries of the floor size never exceed max_bytes.
+        floor = max(1, -(-max_bytes // max(1, max_entries)))
         self._entries: TTLCache[Hashable, _Entry] = TTLCache(
             maxsize=max_bytes,
             ttl=max(ttl, 1e-9),
@@ -111,19 +112,23 @@ class UpstreamCache:
                 return value
         task = asyncio.ensure_future(load())
         task.add_done_callback(lambda done: self._settle(key, done))
-        if not refresh:
-            self._in_flight[key] = task
+        # The newest load of a key is the one later callers join and the one whose
+        # result is kept: an older load finishing after a refresh must not overwrite it.
+        self._in_flight[key] = task
         # Shielded: one caller giving up (a client hanging up) must not cancel the call
         # the other callers wait on; the task still fills the cache when it ends.
         value, _ = await asyncio.shield(task)
         return value
 
     def _settle(self, key: Hashable, task: asyncio.Task[tuple[Any, int]]) -> None:
+        if task.cancelled():
+            newest = False
+        else:
+            # Reading the exception also marks it retrieved when no caller waited.
+            newest = task.exception() is None and self._in_flight.get(key) is task
         if self._in_flight.get(key) is task:
             del self._in_flight[key]
-        if task.cancelled():
-            return
-        if task.exception() is None:  # also marks the exception retrieved if nobody waited
+        if newest:
             value, size = task.result()
             self.put(key, value, size)
 
