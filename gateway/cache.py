@@ -166,11 +166,7 @@ class CachedKombo:
         page_size: int | None = None,
         cursor: str | None = None,
     ) -> JobsPage:
-        params = query.to_params()
-        if page_size is not None:
-            params["page_size"] = str(page_size)
-        if cursor is not None:
-            params["cursor"] = cursor
+        params = query.page_params(page_size, cursor)
         key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
 
         async def load() -> tuple[JobsPage, int]:

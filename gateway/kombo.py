@@ -127,6 +127,17 @@ class JobQuery:
                 params[spec.name] = encode_param(value)
         return params
 
+    def page_params(
+        self, page_size: int | None = None, cursor: str | None = None
+    ) -> dict[str, str]:
+        """`to_params` plus the page to fetch: what one `GET /ats/jobs` sends."""
+        params = self.to_params()
+        if page_size is not None:
+            params["page_size"] = str(page_size)
+        if cursor is not None:
+            params["cursor"] = cursor
+        return params
+
 
 def encode_param(value: object) -> str:
     """Encode one query parameter value the way Kombo documents it."""
@@ -176,12 +187,7 @@ class KomboClient:
             KomboAPIError: Kombo answered with an error status.
             KomboTransportError: no usable answer.
         """
-        params = query.to_params()
-        if page_size is not None:
-            params["page_size"] = str(page_size)
-        if cursor is not None:
-            params["cursor"] = cursor
-        return await self.get_jobs_page(integration_id, params)
+        return await self.get_jobs_page(integration_id, query.page_params(page_size, cursor))
 
     async def get_jobs_page(self, integration_id: str, params: Mapping[str, str]) -> JobsPage:
         """Fetch one page with already-encoded parameters (see `JobQuery.to_params`)."""
