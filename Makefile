@@ -41,8 +41,8 @@ run: $(STAMP) assets
 test: $(STAMP) assets check pytest
 
 check: $(STAMP)
-	$(BIN)/ruff format --check gateway tests
-	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
 pytest: $(STAMP) assets $(NODE_DEPS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,6 +38,7 @@ from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app, graphiql_pa
 from gateway.kombo import KomboClient
 from gateway.loaders import Loaders
 from gateway.metrics import GatewayMetrics
+from gateway.retry import RetryPolicy
 from gateway.schema import build_schema
 
 
@@ -87,6 +89,7 @@ class GraphQLView(GraphQL[Context, None]):
             gateway.cache,
             fingerprint=gateway.fingerprint,
             refresh=wants_fresh_data(request.headers.get("cache-control")),
+            deadline=time.monotonic() + gateway.settings.request_timeout,
         )
         return Context(
             kombo=kombo,
@@ -112,7 +115,17 @@ class GatewayState:
         self.metrics = GatewayMetrics()
         self._own_http = http is None
         self.http = http or create_http_client(settings, self.metrics)
-        self.kombo = KomboClient(self.http, base_url=settings.base_url, api_key=settings.api_key)
+        self.kombo = KomboClient(
+            self.http,
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            retry=RetryPolicy(
+                attempts=settings.retry_attempts, attempt_timeout=settings.read_timeout
+            ),
+            max_concurrency=settings.max_concurrency,
+            request_timeout=settings.request_timeout,
+            on_retry=self.metrics.on_retry,
+        )
         self.fingerprint = credential_fingerprint(settings.api_key)
         self.cache = UpstreamCache(
             settings.cache_ttl,

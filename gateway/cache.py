@@ -152,11 +152,14 @@ class CachedKombo:
         *,
         fingerprint: str,
         refresh: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self._client = client
         self._cache = cache
         self._fingerprint = fingerprint
         self.refresh = refresh
+        #: When the request stops waiting for Kombo (`time.monotonic()`), retries included.
+        self.deadline = deadline
 
     async def list_jobs(
         self,
@@ -170,7 +173,7 @@ class CachedKombo:
         key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
 
         async def load() -> tuple[JobsPage, int]:
-            page = await self._client.get_jobs_page(integration_id, params)
+            page = await self._client.get_jobs_page(integration_id, params, deadline=self.deadline)
             self._prime(integration_id, page)
             return page, page["byte_size"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from gateway.config import (
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8001
+#: Longest a shutdown waits for requests in flight: one request's upstream deadline, and more.
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +114,9 @@ def _serve(host: str, port: int, workers: int) -> int:
     except ConfigError as exc:
         print(f"kombo-gateway: {exc}", file=sys.stderr)
         return 2
+    # uvicorn drains on SIGTERM, then re-raises it; turning it into SystemExit lets the
+    # `with` below stop the sandbox instead of the process dying with it still running.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
         if settings.sandbox_mode:
             sandbox_url = stack.enter_context(_sandbox_process())
@@ -132,8 +138,14 @@ def _serve(host: str, port: int, workers: int) -> int:
             port=port,
             workers=workers,
             log_level="info",
+            # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @contextlib.contextmanager

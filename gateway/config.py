@@ -56,6 +56,12 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_connections: int = 100
+    #: Upstream calls in flight per integration (Kombo's concurrency limit is about 30).
+    max_concurrency: int = 16
+    #: Time one GraphQL request may spend on Kombo, retries included.
+    request_timeout: float = 20.0
+    #: Tries per upstream call, the first included (1: no retries).
+    retry_attempts: int = 4
 
     @property
     def sandbox_mode(self) -> bool:
@@ -93,6 +99,9 @@ class Settings:
             connect_timeout=_number(environ, "KOMBO_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(environ, "KOMBO_READ_TIMEOUT", 30.0, minimum=0.001),
             max_connections=int(_number(environ, "KOMBO_MAX_CONNECTIONS", 100, minimum=1)),
+            max_concurrency=int(_number(environ, "KOMBO_MAX_CONCURRENCY", 16, minimum=1)),
+            request_timeout=_number(environ, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.1),
+            retry_attempts=int(_number(environ, "GATEWAY_RETRY_ATTEMPTS", 4, minimum=1)),
         )
 
 

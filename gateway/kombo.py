@@ -19,16 +19,19 @@ borrows it, so tests can hand in a client whose transport talks to the sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
 import httpx
 import orjson
+
+from gateway.retry import DeadlineExceeded, RetryPolicy
 
 JOBS_PATH = "/ats/jobs"
 #: Kombo's page size limit for `GET /ats/jobs`.
@@ -157,18 +160,68 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Kombo codes its docs call safe to retry (the concurrency limit asks for backoff).
+RETRYABLE_CODES = frozenset(
+    {
+        "PLATFORM.RATE_LIMIT_EXCEEDED",
+        "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED",
+        "REMOTE.RATE_LIMIT_EXCEEDED",
+        "REMOTE.SERVICE_UNAVAILABLE",
+    }
+)
+#: Statuses worth retrying when the answer carries no code (load balancers, gateways).
+RETRYABLE_BARE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def retry_delay(error: BaseException) -> float | None:
+    """How long Kombo asked us to wait before retrying `error`; None: never retry it.
+
+    The code decides before the status: a 503 carrying `INTEGRATION.SETUP_SYNC_PENDING`
+    (Kombo's answer before 2026-05-19) is not retried, a bare 503 is.
+    """
+    if isinstance(error, KomboTransportError):
+        return 0.0  # GET is idempotent: a timeout or a dropped connection may be retried
+    if not isinstance(error, KomboAPIError):
+        return None
+    if error.code is not None:
+        retryable = error.code in RETRYABLE_CODES
+    else:
+        retryable = error.status in RETRYABLE_BARE_STATUSES
+    if not retryable:
+        return None
+    return error.retry_after or 0.0
+
+
 class KomboClient:
     """Calls Kombo's `GET /ats/jobs` with the gateway's key.
 
-    One instance per process and credential; it is stateless apart from the
-    borrowed `httpx.AsyncClient`, so concurrent requests share its connection pool.
+    One instance per process and credential; concurrent requests share the borrowed
+    `httpx.AsyncClient`'s pool. Each call retries what Kombo calls safe to retry
+    (`retry_delay`) within the caller's deadline, and at most `max_concurrency`
+    calls per integration are in flight, so the gateway never provokes Kombo's
+    concurrency limit.
     """
 
-    def __init__(self, http: httpx.AsyncClient, *, base_url: str, api_key: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: str,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 16,
+        request_timeout: float = 20.0,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._http = http
         self._jobs_url = base_url.rstrip("/") + JOBS_PATH
         self._api_key = api_key
         self._auth = f"Bearer {api_key}"
+        self._retry = retry or RetryPolicy()
+        self._max_concurrency = max_concurrency
+        self._request_timeout = request_timeout
+        self._on_retry = on_retry
+        self._slots: dict[str, asyncio.Semaphore] = {}
 
     async def list_jobs(
         self,
@@ -189,21 +242,49 @@ class KomboClient:
         """
         return await self.get_jobs_page(integration_id, query.page_params(page_size, cursor))
 
-    async def get_jobs_page(self, integration_id: str, params: Mapping[str, str]) -> JobsPage:
-        """Fetch one page with already-encoded parameters (see `JobQuery.to_params`)."""
+    async def get_jobs_page(
+        self, integration_id: str, params: Mapping[str, str], *, deadline: float | None = None
+    ) -> JobsPage:
+        """Fetch one page with already-encoded parameters (see `JobQuery.page_params`),
+        retrying until `deadline` (a `time.monotonic()` instant; default: the client's
+        request timeout from now)."""
+        if deadline is None:
+            deadline = self._retry.clock() + self._request_timeout
+
+        async def attempt(timeout: float) -> JobsPage:
+            return await self._get_once(integration_id, params, timeout)
+
+        try:
+            return await self._retry.run(
+                attempt, deadline=deadline, retry_after=retry_delay, on_retry=self._on_retry
+            )
+        except DeadlineExceeded as exc:
+            raise KomboTransportError(str(exc)) from None
+
+    async def _get_once(
+        self, integration_id: str, params: Mapping[str, str], timeout: float
+    ) -> JobsPage:
         headers = {
             "Authorization": self._auth,
             "X-Integration-Id": integration_id,
             "Accept": "application/json",
         }
+        slot = self._slots.get(integration_id)
+        if slot is None:
+            slot = self._slots[integration_id] = asyncio.Semaphore(self._max_concurrency)
         try:
-            response = await self._http.get(self._jobs_url, params=params, headers=headers)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(timeout):
+                async with slot:
+                    response = await self._http.get(
+                        self._jobs_url, params=params, headers=headers, timeout=timeout
+                    )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise KomboTransportError(
                 f"Kombo did not answer in time ({type(exc).__name__})"
             ) from None
         except httpx.RequestError as exc:
-            # Connection failures, and bodies that fail to decode (e.g. corrupt gzip).
+            # Connection failures (also a pooled keep-alive connection Kombo closed just
+            # before reuse), and bodies that fail to decode (e.g. corrupt gzip).
             raise KomboTransportError(
                 f"no usable answer from Kombo ({type(exc).__name__})"
             ) from None
@@ -243,18 +324,26 @@ def api_error_from_response(response: httpx.Response) -> KomboAPIError:
             error = body["error"]
     except orjson.JSONDecodeError:
         pass
+    code = _str_or_none(error.get("code"))
+    # `ratelimit-reset` times Kombo's own window: it says when to retry only when Kombo's
+    # limit is what failed (not the remote ATS's, not a 503).
+    kombo_limited = response.status_code == 429 and code in (None, "PLATFORM.RATE_LIMIT_EXCEEDED")
     return KomboAPIError(
         response.status_code,
-        code=_str_or_none(error.get("code")),
+        code=code,
         title=_str_or_none(error.get("title")),
         message=_str_or_none(error.get("message")),
         log_url=_str_or_none(error.get("log_url")),
-        retry_after=retry_after_seconds(response.headers),
+        retry_after=retry_after_seconds(response.headers, rate_limited=kombo_limited),
     )
 
 
-def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or HTTP date), else `ratelimit-reset`."""
+def retry_after_seconds(
+    headers: Mapping[str, str], *, rate_limited: bool = True, now: float | None = None
+) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date), else, for a rate-limit
+    answer, `ratelimit-reset` (Kombo sends it on every answer; on a 503 it says nothing
+    about when the service is back)."""
     raw = headers.get("retry-after")
     if raw:
         try:
@@ -267,7 +356,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
         else:
             if math.isfinite(seconds):
                 return max(0.0, seconds)
-    reset = headers.get("ratelimit-reset")
+    reset = headers.get("ratelimit-reset") if rate_limited else None
     if reset:
         try:
             seconds = float(reset)

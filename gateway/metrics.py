@@ -60,6 +60,20 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.upstream_retries = Counter(
+            "kombo_upstream_retries",
+            "Upstream calls retried, by what failed: a Kombo code, an HTTP status, or transport.",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def on_retry(self, error: BaseException) -> None:
+        """Retry hook for the Kombo client."""
+        code = getattr(error, "code", None)
+        status = getattr(error, "status", None)
+        reason = code or (f"http_{status}" if status else "transport")
+        self.upstream_retries.labels(reason=reason).inc()
+
     async def on_upstream_response(self, response: httpx.Response) -> None:
         """httpx response hook: counts every answer Kombo gave, retries included."""
         self.upstream_requests.labels(status=str(response.status_code)).inc()

@@ -27,6 +27,8 @@ def gateway_settings(sandbox_url: str) -> Settings:
         base_url=f"{sandbox_url}/v1",
         integration_id=INTEGRATION_A,
         cache_ttl=0,
+        # Short, so that a persistent fault ends a test in seconds (retries stop at it).
+        request_timeout=3.0,
     )
 
 

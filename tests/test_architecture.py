@@ -10,7 +10,7 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "kombo", "metrics", "cache", "loaders", "errors", "ids", "context",
+    "config", "retry", "kombo", "metrics", "cache", "loaders", "errors", "ids", "context",
     "pagination", "schema", "graphiql", "app", "cli",
 ]  # fmt: skip
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}

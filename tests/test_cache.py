@@ -440,7 +440,9 @@ class FakeKombo:
         self.jobs = jobs or {}
         self.calls: list[tuple[str, dict[str, str]]] = []
 
-    async def get_jobs_page(self, integration_id: str, params: dict[str, str]) -> Any:
+    async def get_jobs_page(
+        self, integration_id: str, params: dict[str, str], deadline: float | None = None
+    ) -> Any:
         self.calls.append((integration_id, dict(params)))
         version = len(self.calls)
         results = [
@@ -563,7 +565,9 @@ async def test_different_credentials_never_share_a_load_in_flight(cache: Upstrea
     gate = asyncio.Event()
 
     class SlowKombo(FakeKombo):
-        async def get_jobs_page(self, integration_id: str, params: dict[str, str]) -> Any:
+        async def get_jobs_page(
+            self, integration_id: str, params: dict[str, str], deadline: float | None = None
+        ) -> Any:
             await gate.wait()
             return await super().get_jobs_page(integration_id, params)
 
@@ -630,7 +634,9 @@ async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, cl
 
 async def test_a_failed_page_is_not_cached(cache: UpstreamCache):
     class FlakyKombo(FakeKombo):
-        async def get_jobs_page(self, integration_id: str, params: dict[str, str]) -> Any:
+        async def get_jobs_page(
+            self, integration_id: str, params: dict[str, str], deadline: float | None = None
+        ) -> Any:
             page = await super().get_jobs_page(integration_id, params)
             if len(self.calls) == 1:
                 raise KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE")

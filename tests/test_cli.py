@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -139,3 +140,47 @@ def test_schema_federation_prints_the_subgraph_sdl():
         check=True,
     ).stdout
     assert "@link" in printed and '@key(fields: "komboId")' in printed
+
+
+def test_sigterm_drains_requests_in_flight():
+    """A request in flight when the gateway is told to stop still gets its answer."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{url}/readyz", process)
+        assert process.stdout is not None
+        sandbox = None
+        while sandbox is None:
+            sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", process.stdout.readline())
+        httpx.post(
+            f"{sandbox.group(1)}/_sandbox/faults",
+            json={"faults": [{"status": 200, "latency_ms": 1500}]},
+        ).raise_for_status()
+        with httpx.Client(timeout=30) as client:
+            pending = client.build_request(
+                "POST", f"{url}/graphql", json={"query": "{ jobs(first: 1) { nodes { id } } }"}
+            )
+
+            answers: list[httpx.Response] = []
+            sender = threading.Thread(target=lambda: answers.append(client.send(pending)))
+            sender.start()
+            time.sleep(0.5)  # the request is now waiting on the slow sandbox
+            process.send_signal(signal.SIGTERM)
+            sender.join(timeout=30)
+        assert answers and answers[0].status_code == 200
+        assert len(answers[0].json()["data"]["jobs"]["nodes"]) == 1
+        assert process.wait(timeout=30) == 0
+        with pytest.raises(httpx.TransportError):  # and its sandbox stopped with it
+            httpx.get(f"{sandbox.group(1)}/healthz", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)

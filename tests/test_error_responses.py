@@ -212,8 +212,9 @@ def test_kombo_errors_map_to_contract_codes_with_kombo_details(
 @pytest.mark.parametrize(
     ("headers", "retry_after"),
     [
-        pytest.param({"Retry-After": "3"}, 3, id="retry-after"),
-        pytest.param({"ratelimit-reset": "2.2"}, 3, id="ratelimit-reset-rounded-up"),
+        # Longer than the test gateway's 3 s deadline: it gives up at once and says so.
+        pytest.param({"Retry-After": "7"}, 7, id="retry-after"),
+        pytest.param({"ratelimit-reset": "6.2"}, 7, id="ratelimit-reset-rounded-up"),
         pytest.param({"ratelimit-reset": "oops"}, None, id="unknown"),
     ],
 )

@@ -34,7 +34,9 @@ class CountingKombo:
             "byte_size": 1,
         }
 
-    async def get_jobs_page(self, integration_id: str, params: dict[str, str]) -> Any:
+    async def get_jobs_page(
+        self, integration_id: str, params: dict[str, str], deadline: float | None = None
+    ) -> Any:
         """What `CachedKombo` calls: the same answers, from encoded parameters."""
         query = JobQuery(ids=tuple(params["ids"].split(",")), include_deleted=True)
         return await self.list_jobs(integration_id, query, page_size=int(params["page_size"]))

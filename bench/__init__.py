@@ -1,0 +1,1 @@
+"""Hand-run benchmarks and load checks (not part of CI); see `bench.load`."""
