@@ -13,7 +13,9 @@ sandbox reads its well-known credentials from here without knowing the client.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +42,20 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSpec:
+    """One gateway access token, as configured: stored as its SHA-256, never in clear.
+
+    `integrations` None means every integration. `default_integration` serves requests
+    that name none.
+    """
+
+    name: str
+    sha256: str
+    integrations: frozenset[str] | None
+    default_integration: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the gateway reads from its environment.
 
@@ -62,6 +78,22 @@ class Settings:
     request_timeout: float = 20.0
     #: Tries per upstream call, the first included (1: no retries).
     retry_attempts: int = 4
+    #: Gateway access tokens; none configured: the gateway is open to whoever reaches it.
+    tokens: tuple[TokenSpec, ...] = ()
+    #: Callers may bring their own Kombo key (`X-Kombo-Api-Key`); required then.
+    key_passthrough: bool = False
+    #: Requests per second per caller (token, else client address); 0: no limit.
+    rate_limit: float = 50.0
+    rate_burst: int = 100
+    max_body_bytes: int = 1024 * 1024
+    max_depth: int = 15
+    max_aliases: int = 500
+    max_tokens: int = 20_000
+    #: Most IDs in one `nodes` call or one `JobFilter` list.
+    max_ids: int = 1_000
+    introspection: bool = True
+    graphiql: bool = True
+    log_level: str = "INFO"
 
     @property
     def sandbox_mode(self) -> bool:
@@ -102,6 +134,20 @@ class Settings:
             max_concurrency=int(_number(environ, "KOMBO_MAX_CONCURRENCY", 16, minimum=1)),
             request_timeout=_number(environ, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.1),
             retry_attempts=int(_number(environ, "GATEWAY_RETRY_ATTEMPTS", 4, minimum=1)),
+            tokens=_tokens(environ),
+            key_passthrough=_flag(environ, "GATEWAY_KOMBO_KEY_PASSTHROUGH", False),
+            rate_limit=_number(environ, "GATEWAY_RATE_LIMIT", 50.0, minimum=0.0),
+            rate_burst=int(_number(environ, "GATEWAY_RATE_BURST", 100, minimum=1)),
+            max_body_bytes=int(_number(environ, "GATEWAY_MAX_BODY_BYTES", 1 << 20, minimum=1024)),
+            max_depth=int(_number(environ, "GATEWAY_MAX_DEPTH", 15, minimum=2)),
+            max_aliases=int(_number(environ, "GATEWAY_MAX_ALIASES", 500, minimum=1)),
+            max_tokens=int(_number(environ, "GATEWAY_MAX_TOKENS", 20_000, minimum=100)),
+            max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
+            introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
+            graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
+            log_level=_choice(
+                environ, "GATEWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
+            ),
         )
 
 
@@ -121,3 +167,82 @@ def _number(environ: Mapping[str, str], name: str, default: float, *, minimum: f
     if not math.isfinite(value) or value < minimum:
         raise ConfigError(f"{name}={raw!r} must be a finite number >= {minimum:g}")
     return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _optional(environ, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (_optional(environ, name) or default).upper()
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+    return raw
+
+
+def _tokens(environ: Mapping[str, str]) -> tuple[TokenSpec, ...]:
+    """Tokens from GATEWAY_TOKENS (JSON) or the JSON file GATEWAY_TOKENS_FILE names.
+
+    Format: `[{"name": "web", "sha256": "<64 hex>", "integrations": ["personio:..."] or "*",
+    "default_integration": "personio:..."}]`; `kombo-gateway token` prints such entries.
+    """
+    inline, path = _optional(environ, "GATEWAY_TOKENS"), _optional(environ, "GATEWAY_TOKENS_FILE")
+    if inline and path:
+        raise ConfigError("set GATEWAY_TOKENS or GATEWAY_TOKENS_FILE, not both")
+    name = "GATEWAY_TOKENS"
+    if path:
+        name = "GATEWAY_TOKENS_FILE"
+        try:
+            with open(path, encoding="utf-8") as file:
+                inline = file.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"GATEWAY_TOKENS_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from None
+    if not inline:
+        return ()
+    try:
+        entries = json.loads(inline)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{name} must be a JSON list of token entries")
+    specs = tuple(_token(name, index, entry) for index, entry in enumerate(entries))
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{name}: token names must be unique")
+    return specs
+
+
+def _token(variable: str, index: int, entry: object) -> TokenSpec:
+    where = f"{variable}[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object")
+    name, digest = entry.get("name"), entry.get("sha256")
+    integrations, default = entry.get("integrations", "*"), entry.get("default_integration")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name must be a non-empty string")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigError(f"{where}.sha256 must be 64 lowercase hex digits (kombo-gateway token)")
+    if integrations == "*":
+        allowed = None
+    elif isinstance(integrations, list) and all(isinstance(i, str) for i in integrations):
+        allowed = frozenset(integrations)
+    else:
+        raise ConfigError(f'{where}.integrations must be "*" or a list of integration IDs')
+    if default is not None and (
+        not isinstance(default, str) or (allowed is not None and default not in allowed)
+    ):
+        raise ConfigError(f"{where}.default_integration must be one of its integrations")
+    return TokenSpec(name, digest, allowed, default)

@@ -39,6 +39,13 @@ class Context:
     question_siblings: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     #: Why the request's integration header was refused, reported by `require_integration`.
     integration_problem: str | None = None
+    #: Most IDs one `nodes` call or one `JobFilter` list may carry.
+    max_ids: int = 1_000
+
+    def check_id_count(self, count: int, argument: str) -> None:
+        """Raises BadUserInput when a list argument carries more IDs than allowed."""
+        if count > self.max_ids:
+            raise BadUserInput(f"`{argument}` takes at most {self.max_ids} values, got {count}")
 
     def require_integration(self) -> str:
         """The request's integration.

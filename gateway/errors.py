@@ -4,6 +4,7 @@
     ├── BadUserInput                  BAD_USER_INPUT: bad arguments, ID, cursor, no integration
     ├── Unauthenticated               UNAUTHENTICATED
     ├── Forbidden                     FORBIDDEN
+    ├── RateLimited                   RATE_LIMITED: the gateway's own per-caller limit
     └── UpstreamFailure               wraps a kombo.KomboError, see `upstream_code`:
                                       UNAUTHENTICATED | FORBIDDEN | RATE_LIMITED |
                                       UPSTREAM_UNAVAILABLE | UPSTREAM_ERROR
@@ -75,6 +76,19 @@ class Unauthenticated(GatewayError):
 
 class Forbidden(GatewayError):
     code = Code.FORBIDDEN
+
+
+class RateLimited(GatewayError):
+    """The caller exceeded the gateway's own request rate limit."""
+
+    code = Code.RATE_LIMITED
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions(), "retryAfter": max(1, math.ceil(self.retry_after))}
 
 
 # Kombo codes that decide the contract code on their own (Kombo: branch on the code first).

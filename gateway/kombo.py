@@ -20,6 +20,7 @@ borrows it, so tests can hand in a client whose transport talks to the sandbox.
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import math
 import time
@@ -214,7 +215,8 @@ class KomboClient:
         on_retry: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._http = http
-        self._jobs_url = base_url.rstrip("/") + JOBS_PATH
+        self._base_url = base_url.rstrip("/")
+        self._jobs_url = self._base_url + JOBS_PATH
         self._api_key = api_key
         self._auth = f"Bearer {api_key}"
         self._retry = retry or RetryPolicy()
@@ -222,6 +224,32 @@ class KomboClient:
         self._request_timeout = request_timeout
         self._on_retry = on_retry
         self._slots: dict[str, asyncio.Semaphore] = {}
+
+    def with_key(self, api_key: str) -> KomboClient:
+        """The same client (pool, concurrency caps, retries) calling with another key:
+        a caller's own key in pass-through mode."""
+        other = copy.copy(self)
+        other._api_key = api_key
+        other._auth = f"Bearer {api_key}"
+        return other
+
+    async def check_api_key(self, *, timeout: float = 5.0) -> None:
+        """Ask Kombo whether the key works (`GET /check-api-key`, no integration needed).
+
+        Raises:
+            KomboAPIError: Kombo rejected it.
+            KomboTransportError: no usable answer.
+        """
+        try:
+            response = await self._http.get(
+                self._base_url + "/check-api-key",
+                headers={"Authorization": self._auth, "Accept": "application/json"},
+                timeout=timeout,
+            )
+        except httpx.RequestError as exc:
+            raise KomboTransportError(f"could not reach Kombo ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise _redacted(api_error_from_response(response), self._api_key)
 
     async def list_jobs(
         self,

@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Batch sizes go up to Kombo's 250 IDs per call.
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 150, 200, 250)
+# Latencies from a cache-served 5 ms to the 30 s upstream read timeout.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
 
 
 class GatewayMetrics:
@@ -64,6 +66,33 @@ class GatewayMetrics:
             "kombo_upstream_retries",
             "Upstream calls retried, by what failed: a Kombo code, an HTTP status, or transport.",
             ["reason"],
+            registry=self.registry,
+        )
+
+        # Request-level and upstream latency (`gateway.observability` records them).
+        self.graphql_requests = Counter(
+            "gateway_graphql_requests",
+            "Requests to the GraphQL endpoint, by HTTP status of the answer.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.graphql_errors = Counter(
+            "gateway_graphql_errors",
+            "GraphQL errors returned, by contract code (extensions.code).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.graphql_request_duration = Histogram(
+            "gateway_graphql_request_duration_seconds",
+            "Time from receiving a GraphQL request to having sent its answer.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_request_duration = Histogram(
+            "kombo_upstream_request_duration_seconds",
+            "Time from sending one request to Kombo to its response headers, retries "
+            "counted one by one; calls that got no answer (timeouts) are not in it.",
+            buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
 

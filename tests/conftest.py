@@ -29,6 +29,8 @@ def gateway_settings(sandbox_url: str) -> Settings:
         cache_ttl=0,
         # Short, so that a persistent fault ends a test in seconds (retries stop at it).
         request_timeout=3.0,
+        # Tests fire requests faster than people; rate limiting has tests of its own.
+        rate_limit=0,
     )
 
 

@@ -10,8 +10,9 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "retry", "kombo", "metrics", "cache", "loaders", "errors", "ids", "context",
-    "pagination", "schema", "graphiql", "app", "cli",
+    "config", "retry", "kombo", "metrics", "observability", "cache", "loaders", "errors",
+    "ids", "context", "access", "limits", "state", "pagination", "schema", "graphiql", "view",
+    "app", "cli",
 ]  # fmt: skip
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}
 

@@ -8,6 +8,8 @@ Usage::
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any, Final
 
 import strawberry
@@ -18,6 +20,13 @@ from graphql import (
     print_schema,
     specified_directives,
 )
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -25,7 +34,7 @@ from gateway.schema.error_codes import ErrorCodes
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 
-__all__ = ["build_schema", "client_sdl", "subgraph_sdl"]
+__all__ = ["QueryLimits", "build_schema", "client_sdl", "subgraph_sdl"]
 
 
 def _read_key(source: Any, name: str) -> object:
@@ -55,12 +64,37 @@ class GatewaySchema(strawberry.federation.Schema):
         return None
 
 
-def build_schema() -> GatewaySchema:
-    """The schema the gateway serves: the client API plus the Federation 2 subgraph fields."""
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    """Bounds on one operation, checked while parsing and validating (never per field)."""
+
+    max_depth: int = 15
+    max_aliases: int = 500
+    max_tokens: int = 20_000
+    introspection: bool = True
+
+
+def build_schema(limits: QueryLimits | None = None) -> GatewaySchema:
+    """The schema the gateway serves: the client API plus the Federation 2 subgraph fields.
+
+    Limit violations are validation errors (GRAPHQL_VALIDATION_FAILED) found before any
+    resolver runs. Introspection fields don't count toward the depth limit, so GraphiQL's
+    introspection query passes whatever the limit.
+    """
+    limits = limits or QueryLimits()
+    # Factories, not instances: Strawberry builds extensions afresh for every operation.
+    extensions: list[Any] = [
+        ErrorCodes,
+        functools.partial(MaxTokensLimiter, limits.max_tokens),
+        functools.partial(MaxAliasesLimiter, limits.max_aliases),
+        functools.partial(QueryDepthLimiter, limits.max_depth),
+    ]
+    if not limits.introspection:
+        extensions.append(functools.partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
     return GatewaySchema(
         query=Query,
         config=_config(),
-        extensions=[ErrorCodes],
+        extensions=extensions,
         federation_version=FEDERATION_VERSION,
     )
 

@@ -1,0 +1,198 @@
+"""The `/graphql` endpoint: admission (size, caller, rate, integration), then Strawberry.
+
+Every refusal here happens before any upstream call and is a coded JSON error with a
+fitting HTTP status: 413 body too large, 401 no or bad token, 429 rate limit (with
+`Retry-After`), 403 integration not allowed, 400/405 malformed requests. GraphiQL's
+page (a browser GET asking for HTML) needs no token: it holds no data, and its
+header editor is where people put theirs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import strawberry
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from gateway.access import KOMBO_KEY_HEADER, Caller
+from gateway.cache import CachedKombo, credential_fingerprint
+from gateway.context import INTEGRATION_HEADER, Context, choose_integration
+from gateway.errors import BadUserInput, Code, GatewayError, RateLimited
+from gateway.graphiql import graphiql_page
+from gateway.loaders import Loaders
+from gateway.state import GatewayState
+
+_STATUS_BY_CODE = {
+    Code.UNAUTHENTICATED: 401,
+    Code.FORBIDDEN: 403,
+    Code.RATE_LIMITED: 429,
+    Code.BAD_USER_INPUT: 400,
+}
+
+
+class RequestTooLarge(GatewayError):
+    code = Code.BAD_USER_INPUT
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What admission decided for one request, handed to `get_context`."""
+
+    caller: Caller
+    integration: str | None
+    integration_problem: str | None
+
+
+_PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no data")
+
+
+def wants_fresh_data(cache_control: str | None) -> bool:
+    """True for `Cache-Control: no-cache` (or `max-age=0`): skip cached reads, refresh them."""
+    if not cache_control:
+        return False
+    directives = {part.strip().lower() for part in cache_control.split(",")}
+    return "no-cache" in directives or "max-age=0" in directives
+
+
+def error_response(
+    message: str, code: Code, status: int, extensions: dict[str, Any] | None = None
+) -> Response:
+    body = {
+        "errors": [{"message": message, "extensions": {"code": str(code), **(extensions or {})}}]
+    }
+    response = Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    if code is Code.RATE_LIMITED and extensions and "retryAfter" in extensions:
+        response.headers["Retry-After"] = str(extensions["retryAfter"])
+    return response
+
+
+class GraphQLView(GraphQL[Context, None]):
+    """Strawberry's ASGI view with admission, our context, offline GraphiQL and orjson."""
+
+    def __init__(self, schema: strawberry.Schema, gateway: GatewayState) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if gateway.settings.graphiql else None)
+        self._gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive=receive)
+        try:
+            if not self._wants_graphiql(request):
+                request = await self._with_bounded_body(request)
+                request.state.admission = self._admit(request)
+            response = await self.run(request)
+        except GatewayError as exc:
+            response = error_response(
+                str(exc), exc.code, _STATUS_BY_CODE.get(exc.code, 400), exc.extensions()
+            )
+            if isinstance(exc, RequestTooLarge):
+                response.status_code = 413
+        except HTTPException as exc:
+            # Request-shape problems (bad JSON, no query, wrong method): still a coded error.
+            response = error_response(exc.reason, Code.BAD_USER_INPUT, exc.status_code)
+        await response(scope, receive, send)
+
+    def _wants_graphiql(self, request: Request) -> bool:
+        return (
+            self.graphql_ide is not None
+            and request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
+
+    async def _with_bounded_body(self, request: Request) -> Request:
+        """The request with its body read, refused past the size limit without reading on."""
+        if request.method != "POST":
+            return request
+        limit = self._gateway.settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"The request body is larger than {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await request.receive()
+
+        return Request(request.scope, receive=replay)
+
+    def _admit(self, request: Request) -> Admission:
+        """Who is calling, at what rate, for which integration.
+
+        Raises:
+            Unauthenticated, RateLimited, Forbidden: the request goes no further.
+        """
+        gateway = self._gateway
+        headers = request.headers
+        caller = gateway.access.authenticate(
+            headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
+        )
+        wait = gateway.rate_limiter.acquire(_rate_key(caller, request))
+        if wait is not None:
+            raise RateLimited("Too many requests for this caller; slow down", wait)
+        try:
+            requested = choose_integration(headers.get(INTEGRATION_HEADER), None)
+            integration = gateway.access.integration_for(
+                caller, requested, gateway.settings.integration_id
+            )
+        except BadUserInput as exc:
+            return Admission(caller, None, str(exc))
+        return Admission(caller, integration, None)
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        gateway = self._gateway
+        # GraphiQL's page skips admission; Strawberry still builds a context before
+        # rendering it, which then is never used to resolve anything.
+        admission: Admission = getattr(request.state, "admission", _PAGE_ONLY)
+        client, fingerprint = gateway.kombo, gateway.fingerprint
+        if admission.caller.kombo_key is not None:
+            client = client.with_key(admission.caller.kombo_key)
+            fingerprint = credential_fingerprint(admission.caller.kombo_key)
+        kombo = CachedKombo(
+            client,
+            gateway.cache,
+            fingerprint=fingerprint,
+            refresh=wants_fresh_data(request.headers.get("cache-control")),
+            deadline=time.monotonic() + gateway.settings.request_timeout,
+        )
+        return Context(
+            kombo=kombo,
+            loaders=Loaders(kombo, gateway.metrics),
+            integration_id=admission.integration,
+            integration_problem=admission.integration_problem,
+            max_ids=gateway.settings.max_ids,
+        )
+
+    async def render_graphql_ide(self, request: Any) -> HTMLResponse:
+        return HTMLResponse(graphiql_page(graphql_endpoint=str(request.url.path)))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def _rate_key(caller: Caller, request: Request) -> str:
+    if caller.name is not None:
+        return f"token:{caller.name}"
+    if caller.kombo_key is not None:
+        return f"key:{credential_fingerprint(caller.kombo_key)}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"
