@@ -1,4 +1,4 @@
-"""`kombo-gateway serve | sandbox | schema | health` (also `python -m gateway`).
+"""`kombo-gateway serve | sandbox | schema | health | token` (also `python -m gateway`).
 
 `serve` with no `KOMBO_API_KEY` starts the embedded sandbox as a child process on a
 free loopback port and points the gateway at it over real HTTP, so `make run` needs
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sandbox(args.host, args.port)
     if args.command == "health":
         return _health(args.url)
+    if args.command == "token":
+        return _token(args.name, args.integration, args.default)
     return _serve(args.host, args.port, args.workers)
 
 
@@ -66,7 +69,38 @@ def _parser() -> argparse.ArgumentParser:
         "health", help="exit 0 when a running gateway answers its health check (for containers)"
     )
     health.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/healthz")
+    token = commands.add_parser(
+        "token", help="make a gateway access token and its GATEWAY_TOKENS entry"
+    )
+    token.add_argument("--name", required=True, help="who the token is for (shown in logs)")
+    token.add_argument(
+        "--integration",
+        action="append",
+        default=[],
+        help="an integration it may use (repeat; none: all integrations)",
+    )
+    token.add_argument("--default", help="the integration used when a request names none")
     return parser
+
+
+def _token(name: str, integrations: list[str], default: str | None) -> int:
+    """Print a new token (shown once, never stored) and the entry that configures it."""
+    from gateway.access import hash_token, new_token
+
+    if default is not None and integrations and default not in integrations:
+        print("kombo-gateway: --default must be one of --integration", file=sys.stderr)
+        return 2
+    token = new_token()
+    entry: dict[str, object] = {
+        "name": name,
+        "sha256": hash_token(token),
+        "integrations": integrations or "*",
+    }
+    if default is not None:
+        entry["default_integration"] = default
+    print(f"token (give it to {name}; it is not stored anywhere): {token}")
+    print("GATEWAY_TOKENS entry:", json.dumps(entry))
+    return 0
 
 
 def _health(url: str) -> int:

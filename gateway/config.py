@@ -91,6 +91,8 @@ class Settings:
     max_tokens: int = 20_000
     #: Most IDs in one `nodes` call or one `JobFilter` list.
     max_ids: int = 1_000
+    #: Upstream calls one batch of IDs may spend finding unknown IDs (Kombo 404s a batch).
+    isolation_calls: int = 100
     introspection: bool = True
     graphiql: bool = True
     log_level: str = "INFO"
@@ -143,6 +145,7 @@ class Settings:
             max_aliases=int(_number(environ, "GATEWAY_MAX_ALIASES", 500, minimum=1)),
             max_tokens=int(_number(environ, "GATEWAY_MAX_TOKENS", 20_000, minimum=100)),
             max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
+            isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
             introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
             graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
             log_level=_choice(

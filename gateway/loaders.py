@@ -17,64 +17,146 @@ memo must not outlive it); anything that outlives a request is cached below them
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiodataloader import DataLoader
 
 from gateway.cache import CachedKombo
+from gateway.errors import BadUserInput
 from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError
 from gateway.metrics import GatewayMetrics
 
 Job = dict[str, Any]
+#: Unknown IDs found one by one (cheapest in calls) before switching to parallel splitting.
+_SEQUENTIAL_SEARCHES = 3
+#: Upstream calls one batch of up to 250 IDs may spend isolating unknown IDs.
+DEFAULT_ISOLATION_CALLS = 100
 
 
-async def fetch_by_ids(kombo: JobLister, integration_id: str, ids: Sequence[str]) -> dict[str, Job]:
+class TooManyUnknownIds(BadUserInput):
+    """An ID left unchecked: the request held more unknown IDs than the call budget covers."""
+
+
+@dataclass
+class Lookup:
+    """What a batch of IDs resolved to: the jobs found, and IDs the budget left unchecked."""
+
+    found: dict[str, Job] = field(default_factory=dict)
+    unchecked: set[str] = field(default_factory=set)
+
+
+async def fetch_by_ids(
+    kombo: JobLister,
+    integration_id: str,
+    ids: Sequence[str],
+    *,
+    max_calls: int = DEFAULT_ISOLATION_CALLS,
+) -> Lookup:
     """The jobs with these IDs (deleted ones included) that exist, keyed by Kombo ID.
 
-    `ids` must be distinct and at most 250. Unknown IDs are simply absent. Each
-    unknown ID costs about log2(n) + 1 extra calls: binary search finds one (keeping
-    what every successful half returned), then one call retries all that is left.
+    `ids` must be distinct and at most 250. Unknown IDs are simply absent. Each unknown
+    ID costs about log2(n) + 1 extra calls: binary search finds one (keeping what every
+    successful half returned), then one call retries all that is left. Past a few
+    unknown IDs the rest is split in parallel (more calls, far less waiting). At most
+    `max_calls` calls are spent, so a request full of made-up IDs cannot turn into
+    hundreds of Kombo calls; IDs still unresolved then come back in `unchecked`.
     """
-    found: dict[str, Job] = {}
+    search = _Isolation(kombo, integration_id, max_calls)
     pending = list(ids)
-    while pending and not await _try_fetch(kombo, integration_id, pending, found):
-        unknown = await _find_one_unknown(kombo, integration_id, pending, found)
-        pending = [
-            kombo_id for kombo_id in pending if kombo_id not in found and kombo_id != unknown
-        ]
-    return found
-
-
-async def _try_fetch(
-    kombo: JobLister, integration_id: str, ids: Sequence[str], found: dict[str, Job]
-) -> bool:
-    """Fetch `ids` into `found`; False when Kombo answered 404 (some ID is unknown)."""
-    query = JobQuery(ids=tuple(ids), include_deleted=True)
+    searches = 0
     try:
-        page = await kombo.list_jobs(integration_id, query, page_size=max(len(ids), 1))
-    except KomboAPIError as error:
-        if error.status == 404:
-            return False
-        raise
-    for job in page["results"]:
-        found[job["id"]] = job
-    return True
+        while pending and not await search.fetch(pending):
+            if searches == _SEQUENTIAL_SEARCHES:
+                await search.split(pending)
+                break
+            unknown = await search.find_one_unknown(pending)
+            pending = [i for i in pending if i not in search.found and i != unknown]
+            searches += 1
+    except _BudgetSpent:
+        pass
+    return Lookup(search.found, set(search.unchecked))
 
 
-async def _find_one_unknown(
-    kombo: JobLister, integration_id: str, ids: Sequence[str], found: dict[str, Job]
-) -> str:
-    """One unknown ID of `ids`, which are known to hold at least one.
+class _BudgetSpent(Exception):
+    pass
 
-    If the first half succeeds, an unknown ID must be in the second half, which then
-    needs no call of its own. If it fails, the second half stays unresolved for the
-    caller's next try.
-    """
-    while len(ids) > 1:
+
+class _Isolation:
+    """One batch's search for unknown IDs, with its call budget."""
+
+    def __init__(self, kombo: JobLister, integration_id: str, max_calls: int) -> None:
+        self._kombo = kombo
+        self._integration_id = integration_id
+        self._calls_left = max_calls
+        self.found: dict[str, Job] = {}
+        self.unchecked: list[str] = []
+
+    async def fetch(self, ids: Sequence[str]) -> bool:
+        """Fetch `ids` into `found`; False when Kombo answered 404 (some ID is unknown)."""
+        if self._calls_left <= 0:
+            self.unchecked.extend(i for i in ids if i not in self.found)
+            raise _BudgetSpent
+        self._calls_left -= 1
+        query = JobQuery(ids=tuple(ids), include_deleted=True)
+        try:
+            page = await self._kombo.list_jobs(
+                self._integration_id, query, page_size=max(len(ids), 1)
+            )
+        except KomboAPIError as error:
+            if error.status == 404:
+                return False
+            raise
+        for job in page["results"]:
+            self.found[job["id"]] = job
+        return True
+
+    async def find_one_unknown(self, ids: Sequence[str]) -> str:
+        """One unknown ID of `ids`, which are known to hold at least one.
+
+        If the first half succeeds, an unknown ID must be in the second half, which
+        then needs no call of its own. If it fails, the second half stays unresolved
+        for the caller's next try.
+        """
+        while len(ids) > 1:
+            head, tail = ids[: len(ids) // 2], ids[len(ids) // 2 :]
+            try:
+                ids = tail if await self.fetch(head) else head
+            except _BudgetSpent:
+                self.unchecked.extend(i for i in tail if i not in self.found)
+                raise
+        return ids[0]
+
+    async def split(self, ids: Sequence[str]) -> None:
+        """Resolve `ids`, known to hold an unknown ID, exploring both halves at once: the
+        second half gets a call only when the first failed (else it must hold the
+        unknown ID)."""
+        if len(ids) <= 1:
+            return
         head, tail = ids[: len(ids) // 2], ids[len(ids) // 2 :]
-        ids = tail if await _try_fetch(kombo, integration_id, head, found) else head
-    return ids[0]
+        try:
+            head_ok = await self.fetch(head)
+        except _BudgetSpent:
+            self.unchecked.extend(tail)
+            raise
+        if head_ok:
+            await self.split(tail)
+            return
+
+        async def resolve_tail() -> None:
+            try:
+                known = await self.fetch(tail)
+            except _BudgetSpent:
+                return
+            if not known:
+                await self.split(tail)
+
+        results = await asyncio.gather(self.split(head), resolve_tail(), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, _BudgetSpent):
+                raise result
 
 
 class JobLoader(DataLoader[str, "Job | None"]):
@@ -86,11 +168,19 @@ class JobLoader(DataLoader[str, "Job | None"]):
 
     max_batch_size = MAX_PAGE_SIZE
 
-    def __init__(self, kombo: CachedKombo, integration_id: str, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        kombo: CachedKombo,
+        integration_id: str,
+        metrics: GatewayMetrics,
+        *,
+        max_calls: int = DEFAULT_ISOLATION_CALLS,
+    ) -> None:
         super().__init__()
         self._kombo = kombo
         self._integration_id = integration_id
         self._metrics = metrics
+        self._max_calls = max_calls
         self._seen: set[str] = set()
 
     def load(self, key: str) -> Any:
@@ -100,7 +190,11 @@ class JobLoader(DataLoader[str, "Job | None"]):
         self._seen.add(key)
         return super().load(key)
 
-    async def batch_load_fn(self, keys: list[str]) -> list[Job | None]:
+    # aiodataloader fails the loads of keys whose result is an Exception; its types
+    # don't say so, hence the ignore.
+    async def batch_load_fn(  # type: ignore[override]
+        self, keys: list[str]
+    ) -> list[Job | None | BadUserInput]:
         unique = list(dict.fromkeys(keys))
         found: dict[str, Job] = {}
         for kombo_id in unique:
@@ -109,23 +203,43 @@ class JobLoader(DataLoader[str, "Job | None"]):
                 found[kombo_id] = job
         missing = [kombo_id for kombo_id in unique if kombo_id not in found]
         self._metrics.lookups_coalesced.inc(len(found))
+        unchecked: set[str] = set()
         if missing:
             self._metrics.lookup_batch_size.observe(len(missing))
-            found |= await fetch_by_ids(self._kombo, self._integration_id, missing)
-        return [found.get(key) for key in keys]
+            lookup = await fetch_by_ids(
+                self._kombo, self._integration_id, missing, max_calls=self._max_calls
+            )
+            found |= lookup.found
+            unchecked = lookup.unchecked
+        if not unchecked:
+            return [found.get(key) for key in keys]
+        refusal = TooManyUnknownIds(
+            f"Too many unknown job IDs in one request: {len(unchecked)} were left unchecked "
+            "(Kombo answers 404 for a whole batch, so each unknown ID costs extra calls)"
+        )
+        return [refusal if key in unchecked else found.get(key) for key in keys]
 
 
 class Loaders:
     """The request's loaders, one per integration it touches (built on first use)."""
 
-    def __init__(self, kombo: CachedKombo, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        kombo: CachedKombo,
+        metrics: GatewayMetrics,
+        *,
+        max_calls: int = DEFAULT_ISOLATION_CALLS,
+    ) -> None:
         self._kombo = kombo
         self._metrics = metrics
+        self._max_calls = max_calls
         self._jobs: dict[str, JobLoader] = {}
 
     def jobs(self, integration_id: str) -> JobLoader:
         loader = self._jobs.get(integration_id)
         if loader is None:
-            loader = JobLoader(self._kombo, integration_id, self._metrics)
+            loader = JobLoader(
+                self._kombo, integration_id, self._metrics, max_calls=self._max_calls
+            )
             self._jobs[integration_id] = loader
         return loader

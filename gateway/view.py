@@ -177,7 +177,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         return Context(
             kombo=kombo,
-            loaders=Loaders(kombo, gateway.metrics),
+            loaders=Loaders(kombo, gateway.metrics, max_calls=gateway.settings.isolation_calls),
             integration_id=admission.integration,
             integration_problem=admission.integration_problem,
             max_ids=gateway.settings.max_ids,

@@ -10,7 +10,7 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "retry", "kombo", "metrics", "observability", "cache", "loaders", "errors",
+    "config", "retry", "kombo", "errors", "metrics", "observability", "cache", "loaders",
     "ids", "context", "access", "limits", "state", "pagination", "schema", "graphiql", "view",
     "app", "cli",
 ]  # fmt: skip

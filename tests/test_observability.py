@@ -237,6 +237,7 @@ async def test_one_json_line_per_graphql_request_without_secrets(metrics, log):
                 REQUEST_ID_HEADER: "trace-46",
             },
         )
+    assert current_stats() is None  # ASGITransport ran the app in this task: reset after it
     [raw] = log.lines
     for secret in (SECRET_KEY, SECRET_VARIABLE, "hidden-text", "query Secret", "Bearer"):
         assert secret not in raw
@@ -277,7 +278,7 @@ async def test_graphql_requests_are_measured_by_status_and_error_code(metrics, l
     async with client_for(wrapped(metrics, rejecting)) as client:
         await client.put("/graphql")
 
-    def sample(name: str, **labels: str) -> float | None:
+    def sample(name: str, **labels: str):
         return metrics.registry.get_sample_value(name, labels)
 
     assert sample("gateway_graphql_requests_total", status="200") == 2
@@ -426,7 +427,7 @@ async def test_upstream_hooks_count_calls_errors_and_time(metrics):
 
     assert (stats.upstream_calls, stats.upstream_errors) == (2, 1)
 
-    def sample(name: str, **labels: str) -> float | None:
+    def sample(name: str, **labels: str):
         return metrics.registry.get_sample_value(name, labels)
 
     assert sample("kombo_upstream_requests_total", status="200") == 2

@@ -59,6 +59,21 @@ class JobFilter:
     )
 
 
+def list_arguments(job_filter: JobFilter | None) -> list[tuple[str, Sequence[object]]]:
+    """The filter's list fields that were given, by GraphQL name (for size limits)."""
+    if job_filter is None:
+        return []
+    lists = {
+        "ids": job_filter.ids,
+        "remoteIds": job_filter.remote_ids,
+        "jobCodes": job_filter.job_codes,
+        "statuses": job_filter.statuses,
+        "employmentTypes": job_filter.employment_types,
+        "visibilities": job_filter.visibilities,
+    }
+    return [(name, values) for name, values in lists.items() if isinstance(values, list)]
+
+
 def to_job_query(job_filter: JobFilter | None) -> JobQuery | None:
     """The Kombo query for `job_filter`; None when the filter can match nothing.
 

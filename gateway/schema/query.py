@@ -20,7 +20,7 @@ from gateway.pagination import (
     start_position,
     validate_first,
 )
-from gateway.schema.filters import JobFilter, to_job_query
+from gateway.schema.filters import JobFilter, list_arguments, to_job_query
 from gateway.schema.types import Job, JobConnection, Node
 
 Info = strawberry.Info[Context, None]
@@ -53,7 +53,10 @@ class Query:
         filter: JobFilter | None = UNSET,
     ) -> Any:
         count = validate_first(None if first is UNSET else first)
-        query = to_job_query(None if filter is UNSET else filter)
+        job_filter = None if filter is UNSET else filter
+        for name, values in list_arguments(job_filter):
+            info.context.check_id_count(len(values), f"filter.{name}")
+        query = to_job_query(job_filter)
         integration = info.context.require_integration()
         if query is None:
             return _EMPTY_CONNECTION
@@ -90,7 +93,11 @@ class Query:
         description="Objects by global ID, in order; null where not found. "
         "One malformed ID fails the field.",
     )
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> Any:
+    def nodes(self, info: Info, ids: list[strawberry.ID]) -> Any:
+        info.context.check_id_count(len(ids), "ids")
         kombo_ids = parse_job_ids(ids)
         integration = info.context.require_integration()
-        return await info.context.loaders.jobs(integration).load_many(kombo_ids)
+        loader = info.context.loaders.jobs(integration)
+        # One awaitable per item: an ID that fails (not one that is unknown: that is null)
+        # fails its own item, not the whole list.
+        return [loader.load(kombo_id) for kombo_id in kombo_ids]
