@@ -13,6 +13,7 @@ is built for every GraphQL request.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,7 @@ from starlette.routing import Mount, Route
 
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
+from gateway.observability import ObservabilityMiddleware, configure_logging, enable_tracing
 from gateway.schema import QueryLimits, build_schema
 from gateway.state import GatewayState, warn_if_open
 from gateway.view import GraphQLView
@@ -78,9 +80,18 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    # Outermost, so every answer (errors included) carries its request id and is counted.
+    app.add_middleware(ObservabilityMiddleware, metrics=gateway.metrics)
     return app
 
 
 def app_from_env() -> Starlette:
-    """App factory for uvicorn (`--factory`), so every worker reads the same environment."""
-    return create_app(Settings.from_env(os.environ))
+    """App factory for uvicorn (`--factory`), so every worker reads the same environment:
+    JSON logs, optional tracing, then the app."""
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    if settings.tracing and not enable_tracing():
+        logging.getLogger("gateway").warning(
+            "GATEWAY_TRACING is on but the OpenTelemetry SDK is not installed: no spans"
+        )
+    return create_app(settings)

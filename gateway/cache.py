@@ -32,6 +32,7 @@ from cachetools import TTLCache
 
 from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient
 from gateway.metrics import GatewayMetrics
+from gateway.observability import count
 
 DEFAULT_MAX_ENTRIES = 5_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -72,9 +73,9 @@ class UpstreamCache:
         if not self.enabled:
             return None
         entry = self._entries.get(key)
-        self._metrics.cache_lookups.labels(
-            kind=kind, result="miss" if entry is None else "hit"
-        ).inc()
+        result = "miss" if entry is None else "hit"
+        self._metrics.cache_lookups.labels(kind=kind, result=result).inc()
+        count("cache_misses" if entry is None else "cache_hits")
         return None if entry is None else entry.value
 
     def put(self, key: Hashable, value: Any, size: int) -> None:

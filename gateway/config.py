@@ -96,6 +96,9 @@ class Settings:
     introspection: bool = True
     graphiql: bool = True
     log_level: str = "INFO"
+    #: OpenTelemetry spans per upstream call (needs the opentelemetry SDK installed and
+    #: configured, e.g. through its OTEL_* variables).
+    tracing: bool = False
 
     @property
     def sandbox_mode(self) -> bool:
@@ -148,6 +151,7 @@ class Settings:
             isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
             introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
             graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
+            tracing=_flag(environ, "GATEWAY_TRACING", False),
             log_level=_choice(
                 environ, "GATEWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),

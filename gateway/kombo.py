@@ -20,11 +20,13 @@ borrows it, so tests can hand in a client whose transport talks to the sandbox.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import email.utils
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
@@ -213,6 +215,7 @@ class KomboClient:
         max_concurrency: int = 16,
         request_timeout: float = 20.0,
         on_retry: Callable[[BaseException], None] | None = None,
+        span: Callable[[str, Mapping[str, str]], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -223,6 +226,8 @@ class KomboClient:
         self._max_concurrency = max_concurrency
         self._request_timeout = request_timeout
         self._on_retry = on_retry
+        #: Opens a tracing span around each attempt (the app passes OpenTelemetry's).
+        self._span = span or (lambda integration, params: contextlib.nullcontext())
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     def with_key(self, api_key: str) -> KomboClient:
@@ -280,7 +285,8 @@ class KomboClient:
             deadline = self._retry.clock() + self._request_timeout
 
         async def attempt(timeout: float) -> JobsPage:
-            return await self._get_once(integration_id, params, timeout)
+            with self._span(integration_id, params):
+                return await self._get_once(integration_id, params, timeout)
 
         try:
             return await self._retry.run(

@@ -12,7 +12,6 @@ as in tests, never collide. The names are listed in the README.
 
 from __future__ import annotations
 
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Batch sizes go up to Kombo's 250 IDs per call.
@@ -102,7 +101,3 @@ class GatewayMetrics:
         status = getattr(error, "status", None)
         reason = code or (f"http_{status}" if status else "transport")
         self.upstream_retries.labels(reason=reason).inc()
-
-    async def on_upstream_response(self, response: httpx.Response) -> None:
-        """httpx response hook: counts every answer Kombo gave, retries included."""
-        self.upstream_requests.labels(status=str(response.status_code)).inc()

@@ -22,6 +22,7 @@ from gateway.errors import Code, upstream_code
 from gateway.kombo import KomboAPIError, KomboClient, KomboError
 from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
+from gateway.observability import count, upstream_hooks, upstream_span
 from gateway.retry import RetryPolicy
 
 logger = logging.getLogger("gateway")
@@ -37,7 +38,7 @@ def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.Asy
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_connections,
         ),
-        event_hooks={"response": [metrics.on_upstream_response]},
+        event_hooks=upstream_hooks(metrics),
     )
 
 
@@ -60,7 +61,8 @@ class GatewayState:
             ),
             max_concurrency=settings.max_concurrency,
             request_timeout=settings.request_timeout,
-            on_retry=self.metrics.on_retry,
+            on_retry=self._on_retry,
+            span=upstream_span,
         )
         self.fingerprint = credential_fingerprint(settings.api_key)
         self.access = AccessPolicy(settings.tokens, key_passthrough=settings.key_passthrough)
@@ -72,6 +74,10 @@ class GatewayState:
             max_bytes=settings.cache_max_bytes,
             metrics=self.metrics,
         )
+
+    def _on_retry(self, error: BaseException) -> None:
+        self.metrics.on_retry(error)
+        count("retries")
 
     async def aclose(self) -> None:
         if self._own_http:

@@ -27,6 +27,7 @@ from gateway.context import INTEGRATION_HEADER, Context, choose_integration
 from gateway.errors import BadUserInput, Code, GatewayError, RateLimited
 from gateway.graphiql import graphiql_page
 from gateway.loaders import Loaders
+from gateway.observability import record_error_codes, set_client, set_integration
 from gateway.state import GatewayState
 
 _STATUS_BY_CODE = {
@@ -91,6 +92,7 @@ class GraphQLView(GraphQL[Context, None]):
                 request.state.admission = self._admit(request)
             response = await self.run(request)
         except GatewayError as exc:
+            record_error_codes([str(exc.code)])
             response = error_response(
                 str(exc), exc.code, _STATUS_BY_CODE.get(exc.code, 400), exc.extensions()
             )
@@ -98,6 +100,7 @@ class GraphQLView(GraphQL[Context, None]):
                 response.status_code = 413
         except HTTPException as exc:
             # Request-shape problems (bad JSON, no query, wrong method): still a coded error.
+            record_error_codes([str(Code.BAD_USER_INPUT)])
             response = error_response(exc.reason, Code.BAD_USER_INPUT, exc.status_code)
         await response(scope, receive, send)
 
@@ -147,6 +150,7 @@ class GraphQLView(GraphQL[Context, None]):
         caller = gateway.access.authenticate(
             headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
         )
+        set_client(caller.name)
         wait = gateway.rate_limiter.acquire(_rate_key(caller, request))
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
@@ -157,6 +161,7 @@ class GraphQLView(GraphQL[Context, None]):
             )
         except BadUserInput as exc:
             return Admission(caller, None, str(exc))
+        set_integration(integration)
         return Admission(caller, integration, None)
 
     async def get_context(self, request: Any, response: Any) -> Context:

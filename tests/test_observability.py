@@ -436,15 +436,6 @@ async def test_upstream_hooks_count_calls_errors_and_time(metrics):
     assert (sample("kombo_upstream_request_duration_seconds_sum") or 0) >= 0.03
 
 
-async def test_the_old_response_hook_still_counts(metrics):
-    async with httpx.AsyncClient(
-        transport=httpx.MockTransport(kombo_answer),
-        event_hooks={"response": [metrics.on_upstream_response]},
-    ) as http:
-        await http.get("http://kombo.test/bad")
-    assert metrics.registry.get_sample_value("kombo_upstream_requests_total", {"status": "503"})
-
-
 # --- tracing -------------------------------------------------------------------------
 
 PARAMS = {

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from strawberry.extensions import SchemaExtension
 
 from gateway.errors import Phase, code_error
+from gateway.observability import record_error_codes, set_operation
 
 
 class ErrorCodes(SchemaExtension):
@@ -31,7 +32,10 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        set_operation(self.execution_context.operation_name)
         result = self.execution_context.result
         errors = result.errors if result is not None else None
         for error in errors or ():
             code_error(error, self._phase)
+        if errors:
+            record_error_codes(str((error.extensions or {}).get("code")) for error in errors)

@@ -1,0 +1,56 @@
+"""One log line per GraphQL request from the real gateway: what it says, and never secrets."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from gateway.config import SANDBOX_API_KEY
+from tests.support import GraphQLClient, Upstream
+
+
+def request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "gateway.requests"]
+
+
+def test_a_request_logs_one_line_with_its_figures(
+    gql: GraphQLClient, upstream: Upstream, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="gateway.requests")
+    secret_value = "candidate-secret-in-a-variable"
+    response = gql.post(
+        "query Listing($n: String) { jobs(first: 2, filter: {nameContains: $n}) { nodes { id } } "
+        'bad: job(id: "nope") { id } }',
+        {"n": secret_value},
+        headers={"X-Request-Id": "trace-1234", "Authorization": "Bearer not-configured"},
+    )
+    assert response.headers["X-Request-Id"] == "trace-1234"
+    (line,) = request_lines(caplog)
+    fields = line.__dict__
+    assert fields["request_id"] == "trace-1234"
+    assert fields["operation"] == "Listing"
+    assert fields["status"] == 200
+    assert fields["upstream_calls"] == upstream.count() == 1
+    assert fields["error_codes"] == ["BAD_USER_INPUT"]
+    assert fields["duration_ms"] > 0
+    text = str(fields)
+    for secret in (secret_value, SANDBOX_API_KEY, "not-configured", "nameContains"):
+        assert secret not in text
+
+
+def test_an_unsafe_request_id_is_replaced(gql: GraphQLClient):
+    unsafe = "<script>" + "x" * 200
+    response = gql.post("{ __typename }", headers={"X-Request-Id": unsafe})
+    assert response.headers["X-Request-Id"] != unsafe
+    assert len(response.headers["X-Request-Id"]) >= 16
+
+
+def test_metrics_count_requests_and_errors_by_code(gql: GraphQLClient, gateway_url: str):
+    gql.post('{ job(id: "nope") { id } }')
+    text = httpx.get(f"{gateway_url}/metrics").text
+    assert 'gateway_graphql_errors_total{code="BAD_USER_INPUT"}' in text
+    assert 'gateway_graphql_requests_total{status="200"}' in text
+    assert "gateway_graphql_request_duration_seconds_bucket" in text
+    assert "kombo_upstream_request_duration_seconds_bucket" in text
