@@ -17,6 +17,7 @@ from graphql import (
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLSyntaxError,
     print_schema,
     specified_directives,
 )
@@ -25,12 +26,17 @@ from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.errors import Code, Phase, code_error
+from gateway.observability import record_error_codes
 from gateway.schema.error_codes import ErrorCodes
+from gateway.schema.projection import ProjectingExecutionContext
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 
@@ -49,19 +55,32 @@ def _config() -> StrawberryConfig:
 #: The lowest Federation 2 version that has every directive we use (`@key`, `@shareable`),
 #: so that routers older than the newest compose the subgraph.
 FEDERATION_VERSION: Final = "2.0"
+DOCUMENT_CACHE_SIZE: Final = 512
 
 
 class GatewaySchema(strawberry.federation.Schema):
     """Strawberry's federation schema, minus its logging of every error.
 
     Strawberry logs each error with its traceback, including a caller's bad cursor
-    or Kombo's 404; `ErrorCodes` logs only the unexpected ones instead.
+    or Kombo's 404; `ErrorCodes` logs only the unexpected ones instead. Errors that
+    never pass `ErrorCodes` (a parse error raised by the parser cache surfaces after
+    the operation hooks) get their code here.
     """
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        return None
+        # Strawberry calls this before `ErrorCodes` sees execution errors (which it then
+        # codes and records), and after it for a cached parse's syntax error (recorded here).
+        unseen = [
+            error
+            for error in errors
+            if isinstance(error, GraphQLSyntaxError) and "code" not in (error.extensions or {})
+        ]
+        for error in unseen:
+            code_error(error, Phase.PARSE)
+        if unseen:
+            record_error_codes(str(Code.GRAPHQL_PARSE_FAILED) for _ in unseen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +93,7 @@ class QueryLimits:
     introspection: bool = True
 
 
-def build_schema(limits: QueryLimits | None = None) -> GatewaySchema:
+def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -> GatewaySchema:
     """The schema the gateway serves: the client API plus the Federation 2 subgraph fields.
 
     Limit violations are validation errors (GRAPHQL_VALIDATION_FAILED) found before any
@@ -85,18 +104,32 @@ def build_schema(limits: QueryLimits | None = None) -> GatewaySchema:
     # Factories, not instances: Strawberry builds extensions afresh for every operation.
     extensions: list[Any] = [
         ErrorCodes,
+        # Parsed and validated documents are reused per query text: clients repeat the
+        # same few queries, and compiled projections are keyed by the document's nodes.
+        functools.partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
+        functools.partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
         functools.partial(MaxTokensLimiter, limits.max_tokens),
-        functools.partial(MaxAliasesLimiter, limits.max_aliases),
-        functools.partial(QueryDepthLimiter, limits.max_depth),
+        # The same rule classes for every request: the validation cache is keyed by them.
+        functools.partial(AddValidationRules, _validation_rules(limits)),
     ]
-    if not limits.introspection:
-        extensions.append(functools.partial(AddValidationRules, [NoSchemaIntrospectionCustomRule]))
     return GatewaySchema(
         query=Query,
         config=_config(),
         extensions=extensions,
         federation_version=FEDERATION_VERSION,
+        execution_context_class=ProjectingExecutionContext if fast_path else None,
     )
+
+
+def _validation_rules(limits: QueryLimits) -> list[Any]:
+    """Depth, alias and (optionally) introspection rules, built once per schema."""
+    rules = [
+        *QueryDepthLimiter(limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(limits.max_aliases).validation_rules,
+    ]
+    if not limits.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
 
 
 _FEDERATION_FIELDS = frozenset({"_entities", "_service"})

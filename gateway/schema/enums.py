@@ -16,6 +16,8 @@ from typing import Any
 
 import strawberry
 
+from gateway.schema.projection import PROJECTION
+
 
 @strawberry.enum(description="Kind of employment. Unmapped upstream values: see `...Raw`.")
 class EmploymentType(enum.Enum):
@@ -130,7 +132,11 @@ def enum_field(
         value = root.get(key)
         return value if isinstance(value, str) and value in allowed else None
 
-    return strawberry.field(resolver=resolve, deprecation_reason=deprecation_reason)
+    return strawberry.field(
+        resolver=resolve,
+        deprecation_reason=deprecation_reason,
+        metadata={PROJECTION: ("enum", key, allowed)},
+    )
 
 
 def raw_field(key: str) -> Any:
@@ -139,4 +145,4 @@ def raw_field(key: str) -> Any:
     def resolve(root: dict[str, Any]) -> Any:
         return root.get(key)
 
-    return strawberry.field(resolver=resolve)
+    return strawberry.field(resolver=resolve, metadata={PROJECTION: ("key", key)})

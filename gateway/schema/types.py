@@ -34,6 +34,7 @@ from gateway.schema.enums import (
     enum_values,
     raw_field,
 )
+from gateway.schema.projection import PROJECTION
 from gateway.schema.scalars import JSON, DateTime
 
 Record = dict[str, Any]
@@ -46,7 +47,9 @@ def global_id_field(type_name: str) -> Any:
         return strawberry.ID(global_id(type_name, root["id"]))
 
     return strawberry.field(
-        resolver=resolve, description=f"Global ID: opaque, unique across types ({type_name})."
+        resolver=resolve,
+        description=f"Global ID: opaque, unique across types ({type_name}).",
+        metadata={PROJECTION: ("global_id", type_name)},
     )
 
 
@@ -58,6 +61,7 @@ def kombo_id_field() -> Any:
         resolver=resolve,
         description="The Kombo ID. Unique within its model only: "
         "a job and its stage may share one.",
+        metadata={PROJECTION: ("kombo_id",)},
     )
 
 
@@ -67,7 +71,9 @@ def list_field(key: str, *, description: str | None = None) -> Any:
     def resolve(root: Record) -> Any:
         return root.get(key) or []
 
-    return strawberry.field(resolver=resolve, description=description)
+    return strawberry.field(
+        resolver=resolve, description=description, metadata={PROJECTION: ("list", key)}
+    )
 
 
 @strawberry.interface(description="An object with a global ID, fetchable with `node(id:)`.")
@@ -121,6 +127,7 @@ def _format_type(type_name: str) -> Any:
     def is_type_of(obj: Any, _info: Any) -> bool:
         return isinstance(obj, dict) and obj.get("type") == type_name
 
+    is_type_of.format_type = type_name  # type: ignore[attr-defined]  # for projection.py
     return staticmethod(is_type_of)
 
 
@@ -195,6 +202,9 @@ def _is_unknown_format(obj: Any, _info: Any) -> bool:
     return isinstance(obj, dict) and obj.get("type") not in KNOWN_FORMAT_TYPES
 
 
+_is_unknown_format.format_type = None  # type: ignore[attr-defined]  # "every other type"
+
+
 def _resolve_unknown_raw(root: Record) -> Any:
     if root.get("type") == "UNKNOWN":
         return root.get("raw_question")
@@ -264,6 +274,7 @@ class ScreeningQuestion:
     )
     precondition_question: ScreeningQuestion | None = strawberry.field(
         resolver=_resolve_precondition_question,
+        metadata={PROJECTION: ("precondition",)},
         description="The question this one depends on, from the same job. Show this question "
         "only when that question's answer is in `preconditionOptions`.",
     )
@@ -381,7 +392,7 @@ class Job(Node):
     )
     stages: list[JobStage] = list_field("stages")
     screening_questions: list[ScreeningQuestion] = strawberry.field(
-        resolver=_resolve_screening_questions
+        resolver=_resolve_screening_questions, metadata={PROJECTION: ("questions",)}
     )
     job_postings: list[JobPosting] = list_field("job_postings")
     hiring_team: list[HiringTeamMember] = list_field("hiring_team")
