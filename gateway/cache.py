@@ -196,7 +196,9 @@ class CachedKombo:
             return
         size = page["byte_size"] // len(results)
         for job in results:
-            self._cache.put(self._job_key(integration_id, job["id"]), job, size)
+            kombo_id = job.get("id") if isinstance(job, dict) else None
+            if isinstance(kombo_id, str):  # a malformed record is served, never cached by ID
+                self._cache.put(self._job_key(integration_id, kombo_id), job, size)
 
     def _job_key(self, integration_id: str, kombo_id: str) -> Hashable:
         return (self._fingerprint, integration_id, "job", kombo_id)
