@@ -110,7 +110,9 @@ class _Isolation:
                 return False
             raise
         for job in page["results"]:
-            self.found[job["id"]] = job
+            kombo_id = job.get("id") if isinstance(job, dict) else None
+            if isinstance(kombo_id, str):
+                self.found[kombo_id] = job
         return True
 
     async def find_one_unknown(self, ids: Sequence[str]) -> str:
