@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 import pytest
@@ -12,7 +13,16 @@ from tests.support import GraphQLClient, Upstream
 
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "gateway.requests"]
+    """The request log lines so far; the line is written just after the answer is sent,
+    so give the server thread a moment."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [r for r in caplog.records if r.name == "gateway.requests"]
+        if lines:
+            time.sleep(0.05)  # and let any (wrong) second line show up too
+            return [r for r in caplog.records if r.name == "gateway.requests"]
+        time.sleep(0.01)
+    return []
 
 
 def test_a_request_logs_one_line_with_its_figures(
