@@ -119,15 +119,17 @@ def start_position(binding: str, *, after: str | None, first: int) -> Position:
 
 
 async def read_connection(
-    fetch: FetchPage, start: Position, first: int, *, binding: str
+    fetch: FetchPage, start: Position, first: int, *, binding: str, with_edges: bool = True
 ) -> dict[str, Any]:
     """Read `first` items from `start`, spanning upstream pages as needed.
 
     Returns the connection as the dict the schema's `JobConnection` reads:
-    `edges` (`cursor`, `node`), `nodes` and `page_info`.
+    `edges` (`cursor`, `node`), `nodes` and `page_info`. Without `with_edges` (the
+    query selected no `edges`) only the two cursors `page_info` names are encoded.
     """
     edges: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
+    positions: list[Position] = []
     position = start
     page_size = start.page_size
     # Bounds the walk even if Kombo kept answering empty pages that have a `next`.
@@ -145,7 +147,7 @@ async def read_connection(
             else:
                 after = Position(position.kombo_cursor, page_size, index + 1)
             nodes.append(job)
-            edges.append({"cursor": encode_cursor(binding, after), "node": job})
+            positions.append(after)
         if len(nodes) >= first:
             has_next = end < len(results) or next_cursor is not None
             break
@@ -154,13 +156,23 @@ async def read_connection(
             break
         position = Position(next_cursor, page_size, 0)
         has_next = True
+    if with_edges:
+        edges = [
+            {"cursor": encode_cursor(binding, after), "node": job}
+            for job, after in zip(nodes, positions, strict=True)
+        ]
+        start_cursor = edges[0]["cursor"] if edges else None
+        end_cursor = edges[-1]["cursor"] if edges else None
+    else:
+        start_cursor = encode_cursor(binding, positions[0]) if positions else None
+        end_cursor = encode_cursor(binding, positions[-1]) if positions else None
     return {
         "edges": edges,
         "nodes": nodes,
         "page_info": {
             "has_next_page": has_next,
             "has_previous_page": start.kombo_cursor is not None or start.skip > 0,
-            "start_cursor": edges[0]["cursor"] if edges else None,
-            "end_cursor": edges[-1]["cursor"] if edges else None,
+            "start_cursor": start_cursor,
+            "end_cursor": end_cursor,
         },
     }

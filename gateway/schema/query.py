@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from gateway.context import Context
 from gateway.ids import parse_job_id, parse_job_ids
@@ -36,6 +37,22 @@ _EMPTY_CONNECTION: dict[str, Any] = {
         "end_cursor": None,
     },
 }
+
+
+def selects(info: Info, name: str) -> bool:
+    """Whether the query selects field `name` directly below this field (through
+    fragments too, whatever their conditions: computing a little too much is fine)."""
+    pending: list[Any] = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField) and selection.name == info.field_name:
+            pending += selection.selections  # the field itself: look below it
+        elif isinstance(selection, SelectedField):
+            if selection.name == name:
+                return True
+        else:  # inline fragment or fragment spread
+            pending += selection.selections
+    return False
 
 
 @strawberry.type
@@ -67,7 +84,9 @@ class Query:
         async def fetch(cursor: str | None, page_size: int) -> JobsPage:
             return await kombo.list_jobs(integration, query, page_size=page_size, cursor=cursor)
 
-        return await read_connection(fetch, start, count, binding=binding)
+        return await read_connection(
+            fetch, start, count, binding=binding, with_edges=selects(info, "edges")
+        )
 
     @strawberry.field(
         graphql_type=Job | None,
