@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from gateway.app import create_app
@@ -51,3 +53,17 @@ def upstream(sandbox_url: str) -> Upstream:
     log = Upstream(sandbox_url)
     log.reset()
     return log
+
+
+@pytest.fixture
+def faults(upstream: Upstream) -> Iterator[Callable[..., None]]:
+    """Queues faults (error answers, latency, dropped connections) in the sandbox;
+    cleared after the test."""
+
+    def queue(*faults: dict[str, Any]) -> None:
+        httpx.post(
+            f"{upstream.sandbox_url}/_sandbox/faults", json={"faults": list(faults)}
+        ).raise_for_status()
+
+    yield queue
+    httpx.delete(f"{upstream.sandbox_url}/_sandbox/faults").raise_for_status()

@@ -47,7 +47,7 @@ def test_jobs_from_a_page_answer_later_lookups_without_a_call(
 
 
 def test_twenty_concurrent_identical_requests_cost_one_call(
-    cached: GraphQLClient, upstream: Upstream
+    cached: GraphQLClient, upstream: Upstream, faults: Any
 ):
     async def burst() -> list[dict[str, Any]]:
         async with httpx.AsyncClient(timeout=30) as client:
@@ -63,14 +63,8 @@ def test_twenty_concurrent_identical_requests_cost_one_call(
         return [response.json() for response in responses]
 
     # The sandbox answers slowly, so all twenty arrive while the first call is in flight.
-    httpx.post(
-        f"{upstream.sandbox_url}/_sandbox/faults",
-        json={"faults": [{"status": 200, "latency_ms": 300}]},
-    ).raise_for_status()
-    try:
-        results = asyncio.run(burst())
-    finally:
-        httpx.delete(f"{upstream.sandbox_url}/_sandbox/faults")
+    faults({"status": 200, "latency_ms": 300})
+    results = asyncio.run(burst())
     assert all("errors" not in result for result in results)
     assert len({str(result["data"]) for result in results}) == 1
     assert upstream.count() == 1
@@ -107,11 +101,8 @@ def test_cache_control_no_cache_fetches_fresh_data_and_refreshes_the_cache(
     assert upstream.count() == 3
 
 
-def test_errors_are_not_cached(cached: GraphQLClient, upstream: Upstream):
-    httpx.post(
-        f"{upstream.sandbox_url}/_sandbox/faults",
-        json={"faults": [{"status": 500, "kombo_code": "PLATFORM.UNKNOWN_ERROR"}]},
-    ).raise_for_status()
+def test_errors_are_not_cached(cached: GraphQLClient, upstream: Upstream, faults: Any):
+    faults({"status": 500, "kombo_code": "PLATFORM.UNKNOWN_ERROR"})
     failed = cached.execute(PAGE)
     assert failed["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert len(cached.data(PAGE)["jobs"]["nodes"]) == 20

@@ -51,9 +51,9 @@ def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 60) -> 
     raise AssertionError(f"{url} did not answer in {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`python -m gateway serve` with no Kombo settings at all, as on a fresh machine."""
+def start_serve() -> tuple[str, subprocess.Popen[str]]:
+    """`python -m gateway serve` on a free port with no Kombo settings at all, as on a
+    fresh machine; returns its URL and process."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
     process = subprocess.Popen(
@@ -63,7 +63,13 @@ def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{port}", process
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`python -m gateway serve` with no Kombo settings at all, as on a fresh machine."""
+    url, process = start_serve()
     try:
         _wait_for(f"{url}/readyz", process)
         yield url, process
@@ -144,16 +150,7 @@ def test_schema_federation_prints_the_subgraph_sdl():
 
 def test_sigterm_drains_requests_in_flight():
     """A request in flight when the gateway is told to stop still gets its answer."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    url, process = start_serve()
     try:
         _wait_for(f"{url}/readyz", process)
         assert process.stdout is not None

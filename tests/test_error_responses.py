@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,19 +13,6 @@ from gateway.config import SANDBOX_API_KEY, Settings
 from tests.support import GraphQLClient, Upstream, error_codes, free_port, serve
 
 QUERY = "{ jobs(first: 3) { nodes { komboId } } }"
-
-
-@pytest.fixture
-def faults(upstream: Upstream) -> Iterator[Any]:
-    """Queues error answers in the sandbox; cleared after the test."""
-
-    def queue(*faults: dict[str, Any]) -> None:
-        httpx.post(
-            f"{upstream.sandbox_url}/_sandbox/faults", json={"faults": list(faults)}
-        ).raise_for_status()
-
-    yield queue
-    httpx.delete(f"{upstream.sandbox_url}/_sandbox/faults").raise_for_status()
 
 
 def only_error(result: dict[str, Any]) -> dict[str, Any]:

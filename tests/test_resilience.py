@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,17 +15,6 @@ from gateway.config import Settings
 from tests.support import GraphQLClient, Upstream, error_codes, serve
 
 QUERY = "{ jobs(first: 3) { nodes { komboId } } }"
-
-
-@pytest.fixture
-def faults(upstream: Upstream) -> Iterator[Any]:
-    def queue(*faults: dict[str, Any]) -> None:
-        httpx.post(
-            f"{upstream.sandbox_url}/_sandbox/faults", json={"faults": list(faults)}
-        ).raise_for_status()
-
-    yield queue
-    httpx.delete(f"{upstream.sandbox_url}/_sandbox/faults").raise_for_status()
 
 
 @pytest.mark.parametrize(
