@@ -30,6 +30,7 @@ exception in the app would make uvicorn answer 500 instead).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import socket
@@ -421,7 +422,7 @@ class FaultInjector:
 # --------------------------------------------------------------------------------------------
 
 
-def _server_transport(scope: Scope) -> asyncio.WriteTransport | None:
+def _server_transport(scope: Scope) -> Any:
     """uvicorn's transport for this request.
 
     The server's `send` is a bound method of uvicorn's per-request cycle, which holds the
@@ -434,7 +435,8 @@ def _server_transport(scope: Scope) -> asyncio.WriteTransport | None:
     owners.append(frame.f_locals.get("self") if frame is not None else None)
     for owner in owners:
         transport = getattr(owner, "transport", None)
-        if isinstance(transport, asyncio.WriteTransport):
+        # asyncio's transports, or uvloop's (which are not asyncio.WriteTransport subclasses).
+        if callable(getattr(transport, "abort", None)):
             return transport
     return None
 
@@ -454,7 +456,8 @@ async def drop_connection(scope: Scope, receive: Receive) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None:
         # Linger 0: close() sends RST at once instead of a graceful FIN.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
     with anyio.move_on_after(_DISCONNECT_WAIT_SECONDS):
         while (await receive())["type"] != "http.disconnect":

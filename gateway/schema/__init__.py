@@ -30,10 +30,11 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.errors import Code, Phase, code_error
+from gateway.errors import BadUserInput, Code, Phase, code_error
 from gateway.observability import record_error_codes
 from gateway.schema.error_codes import ErrorCodes
 from gateway.schema.projection import ProjectingExecutionContext
@@ -67,6 +68,15 @@ class GatewaySchema(strawberry.federation.Schema):
     the operation hooks) get their code here.
     """
 
+    # The annotations are the field's GraphQL types: Strawberry reads them from here.
+    def entities_resolver(
+        self, info: strawberry.Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry's `_entities`, after checking the representations (Strawberry would
+        fail on a missing or foreign `__typename` with an internal error)."""
+        checked = [FederationAny(item) for item in _representations(representations)]
+        return super().entities_resolver(info, checked)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -91,6 +101,26 @@ class QueryLimits:
     max_aliases: int = 500
     max_tokens: int = 20_000
     introspection: bool = True
+
+
+_REFERENCE_KEYS = frozenset({"id", "komboId"})
+
+
+def _representations(representations: Any) -> list[dict[str, Any]]:
+    """Federation representations reduced to what a Job reference needs.
+
+    Raises:
+        BadUserInput: one is not a Job representation with a key.
+    """
+    checked = []
+    for index, representation in enumerate(representations):
+        if not isinstance(representation, dict) or representation.get("__typename") != "Job":
+            raise BadUserInput(f"representations[{index}] is not a Job representation")
+        keys = {key: representation[key] for key in _REFERENCE_KEYS if key in representation}
+        if not keys or not all(isinstance(value, str) for value in keys.values()):
+            raise BadUserInput(f"representations[{index}] needs `id` or `komboId` as a string")
+        checked.append({"__typename": "Job", **keys})
+    return checked
 
 
 def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -> GatewaySchema:

@@ -21,6 +21,9 @@ class ErrorCodes(SchemaExtension):
     _phase = Phase.EXECUTION
 
     def on_parse(self) -> Iterator[None]:
+        # graphql-core 3.3 accepts `{ }` by default; the spec (and the depth rule) don't.
+        # Strawberry's ParseOptions type lists fewer keys than graphql-core's parse() takes.
+        self.execution_context.parse_options["allow_empty_selection_sets"] = False  # type: ignore[typeddict-unknown-key]
         yield
         if self.execution_context.graphql_document is None:
             self._phase = Phase.PARSE
