@@ -45,6 +45,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         introspection=settings.introspection,
+        max_batch=settings.max_batch,
     )
     view = GraphQLView(build_schema(limits), gateway)
 

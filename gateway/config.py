@@ -89,6 +89,9 @@ class Settings:
     max_depth: int = 15
     max_aliases: int = 500
     max_tokens: int = 20_000
+    #: Operations one HTTP request may carry (a JSON list; they share one request's
+    #: batching of look-ups); 1 turns batching off.
+    max_batch: int = 10
     #: Most IDs in one `nodes` call or one `JobFilter` list.
     max_ids: int = 1_000
     #: Upstream calls one batch of IDs may spend finding unknown IDs (Kombo 404s a batch).
@@ -147,6 +150,7 @@ class Settings:
             max_depth=int(_number(environ, "GATEWAY_MAX_DEPTH", 15, minimum=2)),
             max_aliases=int(_number(environ, "GATEWAY_MAX_ALIASES", 500, minimum=1)),
             max_tokens=int(_number(environ, "GATEWAY_MAX_TOKENS", 20_000, minimum=100)),
+            max_batch=int(_number(environ, "GATEWAY_MAX_BATCH", 10, minimum=1)),
             max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
             isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
             introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),

@@ -193,13 +193,16 @@ class GraphQLView(GraphQL[Context, None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         """orjson instead of json: faster, and it refuses absurd nesting with a decode
-        error (a 400) where json.loads overflows the stack (a 500). Only objects (and
-        lists, which Strawberry refuses as batches) may reach Strawberry."""
+        error (a 400) where json.loads overflows the stack (a 500). Only an object, or
+        a batch (list) of objects, may reach Strawberry."""
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise HTTPException(400, "Unable to parse request body as JSON") from None
-        if not isinstance(value, dict | list):
+        if isinstance(value, list):
+            if not value or not all(isinstance(item, dict) for item in value):
+                raise HTTPException(400, "A batch must be a non-empty list of JSON objects")
+        elif not isinstance(value, dict):
             raise HTTPException(400, "Expected a JSON object")
         return value
 

@@ -150,3 +150,26 @@ def test_introspection_and_graphiql_can_be_switched_off(gateway_settings: Settin
         page = httpx.get(f"{url}/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 404
     assert error_codes(page.json()) == ["BAD_USER_INPUT"]
+
+
+def test_a_batch_of_operations_shares_one_requests_batching(gql: GraphQLClient, upstream: Upstream):
+    ids = [
+        job["komboId"]
+        for job in gql.data("{ jobs(first: 3) { nodes { komboId } } }")["jobs"]["nodes"]
+    ]
+    upstream.reset()
+    lookup = "query($id: ID!) { job(id: $id) { komboId } }"
+    response = httpx.post(
+        f"{gql.url}/graphql", json=[{"query": lookup, "variables": {"id": i}} for i in ids]
+    )
+    assert response.status_code == 200
+    assert [r["data"]["job"]["komboId"] for r in response.json()] == ids
+    assert upstream.count() == 1  # the three look-ups went out together
+
+
+def test_batching_can_be_switched_off(gateway_settings: Settings):
+    settings = dataclasses.replace(gateway_settings, max_batch=1)
+    with serve(create_app(settings)) as url:
+        response = httpx.post(f"{url}/graphql", json=[{"query": "{ __typename }"}] * 2)
+    assert response.status_code == 400
+    assert error_codes(response.json()) == ["BAD_USER_INPUT"]

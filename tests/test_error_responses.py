@@ -58,7 +58,8 @@ def test_validation_errors(gql: GraphQLClient, upstream: Upstream, query: str):
             "POST", {"content": QUERY, "headers": {"content-type": "text/plain"}}, id="content-type"
         ),
         pytest.param("PUT", {"json": {"query": QUERY}}, id="method"),
-        pytest.param("POST", {"json": [{"query": QUERY}]}, id="batch"),
+        pytest.param("POST", {"json": [{"query": QUERY}] * 11}, id="batch-too-large"),
+        pytest.param("POST", {"json": [1, 2]}, id="batch-of-non-objects"),
         pytest.param(
             "POST", {"json": {"query": QUERY, "operationName": "Nope"}}, id="unknown-operation"
         ),

@@ -49,8 +49,14 @@ def _read_key(source: Any, name: str) -> object:
     return source.get(name)
 
 
-def _config() -> StrawberryConfig:
-    return StrawberryConfig(default_resolver=_read_key, scalar_map=SCALAR_MAP)
+def _config(max_batch: int = 1) -> StrawberryConfig:
+    """Dict-reading default resolver, our scalars, and batching when more than one
+    operation per HTTP request is allowed."""
+    return StrawberryConfig(
+        default_resolver=_read_key,
+        scalar_map=SCALAR_MAP,
+        batching_config={"max_operations": max_batch} if max_batch > 1 else None,
+    )
 
 
 #: The lowest Federation 2 version that has every directive we use (`@key`, `@shareable`),
@@ -101,6 +107,8 @@ class QueryLimits:
     max_aliases: int = 500
     max_tokens: int = 20_000
     introspection: bool = True
+    #: Operations one HTTP request may carry as a JSON list (1: no batching).
+    max_batch: int = 10
 
 
 _REFERENCE_KEYS = frozenset({"id", "komboId"})
@@ -144,7 +152,7 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
     ]
     return GatewaySchema(
         query=Query,
-        config=_config(),
+        config=_config(limits.max_batch),
         extensions=extensions,
         federation_version=FEDERATION_VERSION,
         execution_context_class=ProjectingExecutionContext if fast_path else None,
