@@ -52,6 +52,14 @@ pytest: $(STAMP) assets $(NODE_DEPS)
 schema: $(STAMP)
 	$(BIN)/kombo-gateway schema > schema.graphql
 
+## Benchmark (not part of `make test`): in-process ratios, gateway vs pass-through proxy over
+## HTTP, upstream calls, peak RSS; writes bench/results/bench.md. wrk is the load generator
+## (installed with apt when missing and possible; else a Python fallback is used).
+## Options: make bench BENCH_ARGS="--quick" (see python -m bench.run --help).
+bench: $(STAMP) assets
+	@command -v wrk >/dev/null 2>&1 || ((apt-get update -qq && apt-get install -y -qq wrk) || true)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) gateway/static/graphiql tests/federation/js/node_modules dist \
 	  .mypy_cache .ruff_cache .pytest_cache

@@ -13,53 +13,19 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.queries import JOB_ALL_FIELDS
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
 from tests.support import GraphQLClient
 
-ALL_FIELDS = """
-query All($after: String) {
-  jobs(first: 250, after: $after, filter: {includeDeleted: true}) {
-    pageInfo { hasNextPage endCursor }
-    nodes {
-      __typename id komboId remoteId name jobCode description confidential weeklyHours
-      employmentType employmentTypeRaw status statusRaw visibility visibilityRaw
-      category department postUrl remoteUrl experienceLevel
-      remoteWorkStatus remoteWorkStatusRaw
-      salaryAmount salaryAmountFrom salaryAmountTo salaryCurrency salaryPeriod salaryPeriodRaw
-      location { city country raw state street1 street2 zipCode }
-      customFields
-      integrationFields { id komboId key type value label }
-      openedAt closedAt remoteCreatedAt remoteUpdatedAt contactId remoteData changedAt
-      remoteDeletedAt
-      stages { id komboId remoteId name index }
-      screeningQuestions {
-        id komboId remoteId title description index required
-        preconditionQuestionId preconditionOptions
-        preconditionQuestion { komboId title }
-        format {
-          __typename
-          ... on TextQuestionFormat { type displayType maxLength }
-          ... on NumberQuestionFormat { type numberDisplay: displayType min max }
-          ... on SingleSelectQuestionFormat {
-            type selectDisplay: displayType options { id komboId remoteId name }
-          }
-          ... on MultiSelectQuestionFormat { type options { id komboId remoteId name } }
-          ... on BooleanQuestionFormat { type }
-          ... on DateQuestionFormat { type }
-          ... on FileQuestionFormat { type acceptedMimeTypes maxFileSizeBytes }
-          ... on InformationQuestionFormat { type }
-          ... on UnknownQuestionFormat { type raw }
-        }
-      }
-      jobPostings {
-        id komboId remoteId title descriptionHtml status statusRaw visibility visibilityRaw url
-        remoteData
-      }
-      hiringTeam { id komboId remoteId firstName lastName email hiringTeamRoles hiringTeamRolesRaw }
-    }
-  }
-}
-"""
+# Every field of Job, nested objects and union members: the benchmark's selection.
+ALL_FIELDS = (
+    "query All($after: String) {"
+    "  jobs(first: 250, after: $after, filter: {includeDeleted: true}) {"
+    "    pageInfo { hasNextPage endCursor }"
+    "    nodes {" + JOB_ALL_FIELDS + "    }"
+    "  }"
+    "}"
+)
 
 ENUMS = {
     "employment_type": {"FULL_TIME", "PART_TIME", "CONTRACT", "SEASONAL", "INTERNSHIP"},

@@ -1,0 +1,190 @@
+"""The gateway's benchmark: `make bench`, or `python -m bench.run [--quick] [--out PATH]`.
+
+Sections (each prints a markdown table; the whole report is written to `--out`):
+
+1. in-process (`bench.inprocess`): the fixed queries over sandbox pages in memory, as
+   ratios to the orjson floor, with stock graphql-core as a second reference;
+2. upstream calls per fixed query, and end to end over HTTP (`bench.e2e`): gateway vs the
+   pass-through proxy at concurrency 32, 1 and 2 workers, cache disabled; peak RSS.
+
+`--quick` shortens every measurement (a smoke run; its figures are noisy). Exit status 0
+when the report was written (targets missed or not: the report says), 2 when a section
+could not be set up. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench import e2e, inprocess
+from bench.load import SetupError
+from bench.report import machine_facts, table, verdict, wait_for_quiet, wrk_version
+from gateway.schema import build_schema
+
+
+def summary(
+    inproc: inprocess.InprocessResult | None, end_to_end: e2e.E2EResult | None
+) -> tuple[list[str], bool]:
+    """The targets table, and whether every target was met."""
+    rows: list[list[str]] = []
+    oks: list[bool] = []
+    if inproc is not None:
+        for row in inproc.rows:
+            if row.target is not None:
+                ok = row.served_ratio <= row.target
+                oks.append(ok)
+                rows.append(
+                    [
+                        f"in-process {row.name}: served / floor",
+                        f"≤ {row.target:g}x",
+                        f"{row.served_ratio:.2f}x",
+                        verdict(ok),
+                    ]
+                )
+    if end_to_end is not None:
+        for workers in e2e.WORKER_COUNTS:
+            for query in e2e.E2E_QUERIES:
+                gateway = end_to_end.cell("gateway", workers, query)
+                proxy = end_to_end.cell("proxy", workers, query)
+                if gateway is None or proxy is None:
+                    continue
+                share = gateway.load.rps / proxy.load.rps if proxy.load.rps else 0.0
+                p50 = gateway.load.p50_ms / proxy.load.p50_ms if proxy.load.p50_ms else 0.0
+                ok_share = share >= e2e.MIN_THROUGHPUT_SHARE
+                ok_p50 = p50 <= e2e.MAX_P50_RATIO
+                clean = gateway.load.errors == 0 and proxy.load.errors == 0
+                oks += [ok_share, ok_p50, clean]
+                where = f"e2e {query}, {workers} worker{'s' if workers > 1 else ''}"
+                rows.append(
+                    [f"{where}: gateway req/s / proxy", "≥ 70%", f"{share:.0%}", verdict(ok_share)]
+                )
+                rows.append(
+                    [f"{where}: gateway p50 / proxy", "≤ 1.5x", f"{p50:.2f}x", verdict(ok_p50)]
+                )
+                if not clean:
+                    rows.append(
+                        [
+                            f"{where}: errors",
+                            "0",
+                            f"{gateway.load.errors} / {proxy.load.errors}",
+                            verdict(False),
+                        ]
+                    )
+        for server in end_to_end.servers:
+            if server.server != "gateway" or not server.peak_rss_kib:
+                continue
+            peak = max(server.peak_rss_kib) / 1024
+            ok = peak < e2e.MAX_WORKER_RSS_MB
+            oks.append(ok)
+            rows.append(
+                [
+                    f"peak RSS of a gateway worker after the e2e run ({server.workers}w)",
+                    "< 200 MB",
+                    f"{peak:.1f} MB",
+                    verdict(ok),
+                ]
+            )
+    lines = ["## Targets", "", *table(["what", "target", "measured", ""], rows, "llrl")]
+    return lines, bool(oks) and all(oks)
+
+
+def header(argv: Sequence[str], quick: bool) -> list[str]:
+    fast = "fast_path" in inspect.signature(build_schema).parameters
+    wrk = wrk_version()
+    return [
+        "# Gateway benchmark",
+        "",
+        f"`{shlex.join(['python', '-m', 'bench.run', *argv])}` — "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}" + (" — **quick run** (noisy)" if quick else ""),
+        "",
+        *machine_facts(),
+        f"- load generator: {wrk or 'none found (Python fallback)'}",
+        "- served schema: `build_schema()`"
+        + (
+            " (has `fast_path`, on by default; stock = `fast_path=False`)"
+            if fast
+            else " (no `fast_path` keyword: the stock column repeats the served schema)"
+        ),
+    ]
+
+
+def profile_section(name: str) -> list[str]:
+    text = inprocess.profile(name, 20)
+    return [
+        f"## Where time goes: cProfile of in-process {name} (served, 20 executions)",
+        "",
+        "```",
+        *[line.rstrip() for line in text.strip().splitlines()],
+        "```",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/bench.md"))
+    parser.add_argument(
+        "--skip-e2e", action="store_true", help="in-process section only (no subprocesses)"
+    )
+    parser.add_argument(
+        "--max-wait-quiet",
+        type=float,
+        default=None,
+        help="before the run and before each measurement, wait at most this many seconds "
+        "for the host's other work to calm down (default 60; quick 5; 0: never wait)",
+    )
+    args = parser.parse_args(raw)
+    started = time.monotonic()
+    status = 0
+    max_wait = args.max_wait_quiet
+    if max_wait is None:
+        max_wait = 5.0 if args.quick else 60.0
+    max_wait = max(0.0, min(max_wait, 600.0))
+    print("bench: waiting for the host to be quiet ...", file=sys.stderr, flush=True)
+    busy = wait_for_quiet(max_wait)
+
+    inproc = inprocess.run_inprocess(args.quick, max_wait)
+    end_to_end: e2e.E2EResult | None = None
+    if not args.skip_e2e:
+        try:
+            end_to_end = e2e.run_e2e(args.quick, max_wait)
+        except (SetupError, httpx.HTTPError, TimeoutError) as exc:
+            print(f"bench.run: the end-to-end section failed: {exc!r}", file=sys.stderr)
+            status = 2
+
+    targets, all_met = summary(inproc, end_to_end)
+    quiet = (
+        f"- shared host: busy {busy:.0%} of all cores before the run; each measurement waited "
+        f"up to {max_wait:g} s for other work to fall below 25% (see the `other` CPU figures)"
+    )
+    lines = [*header(raw, args.quick), quiet, "", *targets, "", *inprocess.render(inproc), ""]
+    if end_to_end is not None:
+        lines += [*e2e.render_upstream(end_to_end), "", *e2e.render_e2e(end_to_end), ""]
+    missed = [row.name for row in inproc.rows if row.passed is False]
+    if missed:
+        lines += [*profile_section(missed[0]), ""]
+    lines.append(
+        f"Targets: {'all met' if all_met else 'NOT all met'}. "
+        f"Bench time {time.monotonic() - started:.0f} s."
+    )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
