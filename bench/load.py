@@ -10,6 +10,7 @@ What it does:
 1. starts `python -m gateway sandbox` on a free loopback port, waits for `/healthz`, reads
    known job IDs from it, and turns chaos on (`POST /_sandbox/chaos`, fixed seed);
 2. starts `python -m gateway serve --workers N` against it with `GATEWAY_CACHE_TTL=0`
+   and `GATEWAY_RATE_LIMIT=0`
    (every GraphQL request reaches the sandbox), waits for `/readyz`;
 3. runs `--clients` asyncio clients for `--seconds` over a mix of queries (a jobs page, a
    deep page walk, `job(id:)`, `nodes(ids:)` with 10 IDs, and a malformed-ID query that
@@ -853,6 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "KOMBO_BASE_URL": f"http://{HOST}:{args.sandbox_port}/v1",
                     "KOMBO_INTEGRATION_ID": SANDBOX_INTEGRATION_IDS[0],
                     "GATEWAY_CACHE_TTL": "0",
+                    # One client address sends everything: the per-caller limit is not under test.
+                    "GATEWAY_RATE_LIMIT": "0",
                 }
             ),
             Path(log_dir),

@@ -13,6 +13,7 @@ is built for every GraphQL request.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -64,6 +65,8 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warn_if_open(settings, gateway.access)
+        if settings.gc_tuning:
+            tune_garbage_collector()
         try:
             yield
         finally:
@@ -84,6 +87,21 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     # Outermost, so every answer (errors included) carries its request id and is counted.
     app.add_middleware(ObservabilityMiddleware, metrics=gateway.metrics)
     return app
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cycle collector off the hot path.
+
+    Parsing one Kombo page allocates tens of thousands of dicts and lists; with
+    CPython's default thresholds that triggers full collections which walk every
+    long-lived object of the process (schemas, modules) again and again. Freezing what
+    exists after start-up and collecting young objects less often halved the cost of
+    parsing a 100-job page in our measurements. Kombo's payloads hold no reference
+    cycles, so reference counting still frees them at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def app_from_env() -> Starlette:

@@ -102,6 +102,8 @@ class Settings:
     #: OpenTelemetry spans per upstream call (needs the opentelemetry SDK installed and
     #: configured, e.g. through its OTEL_* variables).
     tracing: bool = False
+    #: Freeze start-up objects and collect young ones less often (see app.py).
+    gc_tuning: bool = True
 
     @property
     def sandbox_mode(self) -> bool:
@@ -156,6 +158,7 @@ class Settings:
             introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
             graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
             tracing=_flag(environ, "GATEWAY_TRACING", False),
+            gc_tuning=_flag(environ, "GATEWAY_GC_TUNING", True),
             log_level=_choice(
                 environ, "GATEWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
             ),
