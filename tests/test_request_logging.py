@@ -64,3 +64,27 @@ def test_metrics_count_requests_and_errors_by_code(gql: GraphQLClient, gateway_u
     assert 'gateway_graphql_requests_total{status="200"}' in text
     assert "gateway_graphql_request_duration_seconds_bucket" in text
     assert "kombo_upstream_request_duration_seconds_bucket" in text
+
+
+def test_tracing_records_a_span_per_upstream_call(gql: GraphQLClient, upstream: Upstream):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway.observability import disable_tracing, enable_tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    assert enable_tracing(provider)
+    try:
+        gql.data("{ jobs(first: 3) { nodes { id } } }")
+    finally:
+        disable_tracing()
+        provider.shutdown()
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "kombo GET /ats/jobs"
+    assert span.attributes is not None
+    assert span.attributes["kombo.page_size"] == 3
+    assert upstream.count() == 1
+    assert SANDBOX_API_KEY not in str(dict(span.attributes))
