@@ -52,6 +52,7 @@ from bench.queries import (
     LOOKUPS_60,
 )
 from bench.report import host_busy_seconds, ratio, table, us, verdict, wait_for_quiet
+from gateway.app import tune_garbage_collector
 from gateway.cache import CachedKombo, UpstreamCache
 from gateway.config import SANDBOX_API_KEY
 from gateway.context import Context
@@ -292,6 +293,10 @@ async def capture_bodies(queries: Sequence[str]) -> dict[ParamsKey, bytes]:
 
 async def _section(timing: Timing, quiet_wait_s: float = 0.0) -> InprocessResult:
     started, host_before, own_before = time.monotonic(), host_busy_seconds(), time.process_time()
+    # The collector settings a served worker runs with (GATEWAY_GC_TUNING, on by default),
+    # for the floor and the gateway alike: without them the floor's own cost swings 2x
+    # with the timing of full collections.
+    tune_garbage_collector()
     texts = [query for query, _ in INPROCESS_QUERIES.values()]
     bodies = await capture_bodies(texts)
     served_schema = build_schema()
