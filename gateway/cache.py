@@ -30,7 +30,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient
+from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
 from gateway.metrics import GatewayMetrics
 from gateway.observability import count
 
@@ -196,8 +196,8 @@ class CachedKombo:
             return
         size = page["byte_size"] // len(results)
         for job in results:
-            kombo_id = job.get("id") if isinstance(job, dict) else None
-            if isinstance(kombo_id, str):  # a malformed record is served, never cached by ID
+            kombo_id = record_id(job)
+            if kombo_id is not None:
                 self._cache.put(self._job_key(integration_id, kombo_id), job, size)
 
     def _job_key(self, integration_id: str, kombo_id: str) -> Hashable:

@@ -145,6 +145,13 @@ class JobQuery:
         return params
 
 
+def record_id(record: object) -> str | None:
+    """A record's Kombo `id`, or None for a malformed record (one is served as sent,
+    but never indexed by an ID it does not have)."""
+    kombo_id = record.get("id") if isinstance(record, dict) else None
+    return kombo_id if isinstance(kombo_id, str) else None
+
+
 def encode_param(value: object) -> str:
     """Encode one query parameter value the way Kombo documents it."""
     if isinstance(value, bool):

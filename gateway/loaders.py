@@ -26,7 +26,7 @@ from aiodataloader import DataLoader
 
 from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
-from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError
+from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError, record_id
 from gateway.metrics import GatewayMetrics
 
 Job = dict[str, Any]
@@ -110,8 +110,8 @@ class _Isolation:
                 return False
             raise
         for job in page["results"]:
-            kombo_id = job.get("id") if isinstance(job, dict) else None
-            if isinstance(kombo_id, str):
+            kombo_id = record_id(job)
+            if kombo_id is not None:
                 self.found[kombo_id] = job
         return True
 

@@ -43,6 +43,8 @@ _STATUS_BY_CODE = {
 
 class RequestTooLarge(GatewayError):
     code = Code.BAD_USER_INPUT
+    #: The HTTP status of the refusal, where the code's usual one does not fit.
+    http_status = 413
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ class Admission:
     caller: Caller
     integration: str | None
     integration_problem: str | None
+    #: Digest of the caller's own Kombo key (pass-through mode), computed once.
+    key_fingerprint: str | None = None
 
 
 _PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no data")
@@ -96,11 +100,8 @@ class GraphQLView(GraphQL[Context, None]):
             response = await self.run(request)
         except GatewayError as exc:
             record_error_codes([str(exc.code)])
-            response = error_response(
-                str(exc), exc.code, _STATUS_BY_CODE.get(exc.code, 400), exc.extensions()
-            )
-            if isinstance(exc, RequestTooLarge):
-                response.status_code = 413
+            status = getattr(exc, "http_status", None) or _STATUS_BY_CODE.get(exc.code, 400)
+            response = error_response(str(exc), exc.code, status, exc.extensions())
         except HTTPException as exc:
             # Request-shape problems (bad JSON, no query, wrong method): still a coded error.
             record_error_codes([str(Code.BAD_USER_INPUT)])
@@ -154,7 +155,9 @@ class GraphQLView(GraphQL[Context, None]):
             headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
         )
         set_client(caller.name)
-        wait = gateway.rate_limiter.acquire(_rate_key(caller, request))
+        key = caller.kombo_key
+        fingerprint = credential_fingerprint(key) if key is not None else None
+        wait = gateway.rate_limiter.acquire(_rate_key(caller, fingerprint, request))
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
         try:
@@ -163,9 +166,9 @@ class GraphQLView(GraphQL[Context, None]):
                 caller, requested, gateway.settings.integration_id
             )
         except BadUserInput as exc:
-            return Admission(caller, None, str(exc))
+            return Admission(caller, None, str(exc), fingerprint)
         set_integration(integration)
-        return Admission(caller, integration, None)
+        return Admission(caller, integration, None, fingerprint)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gateway = self._gateway
@@ -173,9 +176,9 @@ class GraphQLView(GraphQL[Context, None]):
         # rendering it, which then is never used to resolve anything.
         admission: Admission = getattr(request.state, "admission", _PAGE_ONLY)
         client, fingerprint = gateway.kombo, gateway.fingerprint
-        if admission.caller.kombo_key is not None:
+        if admission.caller.kombo_key is not None and admission.key_fingerprint is not None:
             client = client.with_key(admission.caller.kombo_key)
-            fingerprint = credential_fingerprint(admission.caller.kombo_key)
+            fingerprint = admission.key_fingerprint
         kombo = CachedKombo(
             client,
             gateway.cache,
@@ -229,9 +232,9 @@ class GraphQLView(GraphQL[Context, None]):
         return orjson.dumps(data)
 
 
-def _rate_key(caller: Caller, request: Request) -> str:
+def _rate_key(caller: Caller, key_fingerprint: str | None, request: Request) -> str:
     if caller.name is not None:
         return f"token:{caller.name}"
-    if caller.kombo_key is not None:
-        return f"key:{credential_fingerprint(caller.kombo_key)}"
+    if key_fingerprint is not None:
+        return f"key:{key_fingerprint}"
     return f"addr:{request.client.host if request.client else 'unknown'}"
