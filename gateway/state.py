@@ -24,20 +24,25 @@ from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.observability import count, upstream_hooks, upstream_span
 from gateway.retry import RetryPolicy
+from gateway.transport import AiohttpTransport
 
 logger = logging.getLogger("gateway")
 
 
 def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.AsyncClient:
-    """The process's pooled client for Kombo, with explicit timeouts."""
+    """The process's pooled client for Kombo, with explicit timeouts.
+
+    httpx's API over aiohttp's pool and parser (`transport.py` says why and what it cost).
+    """
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=settings.max_connections,
+    )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
         ),
-        limits=httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        ),
+        transport=AiohttpTransport(limits),
         event_hooks=upstream_hooks(metrics),
     )
 

@@ -10,9 +10,9 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "retry", "kombo", "errors", "metrics", "observability", "cache", "loaders",
-    "ids", "context", "access", "limits", "state", "pagination", "schema", "graphiql", "view",
-    "app", "cli",
+    "config", "retry", "transport", "kombo", "errors", "metrics", "observability", "cache",
+    "loaders", "ids", "context", "access", "limits", "state", "pagination", "schema", "graphiql",
+    "view", "app", "cli",
 ]  # fmt: skip
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}
 
