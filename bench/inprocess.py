@@ -56,7 +56,7 @@ from gateway.app import tune_garbage_collector
 from gateway.cache import CachedKombo, UpstreamCache
 from gateway.config import SANDBOX_API_KEY
 from gateway.context import Context
-from gateway.kombo import JOBS_PATH, JobsPage, KomboClient
+from gateway.kombo import JOBS_PATH, JobsPage, KomboClient, parse_jobs_page
 from gateway.loaders import Loaders
 from gateway.metrics import GatewayMetrics
 from gateway.sandbox.app import create_sandbox_app
@@ -76,16 +76,6 @@ def params_key(integration_id: str, params: Mapping[str, str]) -> ParamsKey:
     return integration_id, tuple(sorted(params.items()))
 
 
-def parse_page(body: bytes) -> JobsPage:
-    """What `KomboClient` makes of a 200 body (gateway/kombo.py `_get_once`)."""
-    data = orjson.loads(body)["data"]
-    return {
-        "next": data.get("next") or None,
-        "results": list(data["results"]),
-        "byte_size": len(body),
-    }
-
-
 class Recorder:
     """A Kombo client that asks the sandbox (in-process ASGI) and keeps every body it got."""
 
@@ -94,7 +84,12 @@ class Recorder:
         self.bodies: dict[ParamsKey, bytes] = {}
 
     async def get_jobs_page(
-        self, integration_id: str, params: Mapping[str, str], *, deadline: float | None = None
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
         response = await self._http.get(
             "http://sandbox/v1" + JOBS_PATH,
@@ -108,7 +103,7 @@ class Recorder:
         if response.status_code != 200:
             raise RuntimeError(f"the sandbox answered {response.status_code}: {response.text}")
         self.bodies[params_key(integration_id, params)] = response.content
-        return parse_page(response.content)
+        return parse_jobs_page(response.content, keys)
 
 
 class Replay:
@@ -117,18 +112,23 @@ class Replay:
 
     def __init__(self, bodies: Mapping[ParamsKey, bytes], *, preparsed: bool = False) -> None:
         self._bodies = dict(bodies)
-        self._pages = {key: parse_page(body) for key, body in bodies.items()}
+        self._pages = {key: parse_jobs_page(body) for key, body in bodies.items()}
         self._preparsed = preparsed
         self.calls = 0
 
     async def get_jobs_page(
-        self, integration_id: str, params: Mapping[str, str], *, deadline: float | None = None
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
         self.calls += 1
         key = params_key(integration_id, params)
         if self._preparsed:
             return self._pages[key]
-        return parse_page(self._bodies[key])
+        return parse_jobs_page(self._bodies[key], keys)
 
 
 class Runner:

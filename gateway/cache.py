@@ -13,7 +13,8 @@ fingerprint, integration and Kombo ID), so a job seen in a page answers later by
 look-ups. Entries hold plain parsed payloads, never futures; errors are never stored.
 Concurrent identical calls share one in-flight request. `refresh=True` (the caller
 sent `Cache-Control: no-cache`) skips every read and stores what it fetched.
-`ttl=0` turns caching and sharing off: every call reaches Kombo.
+`ttl=0` turns caching and sharing off: every call reaches Kombo, and a page is read
+only as far as its caller needs (`keys`).
 
 Size: an entry costs its upstream body bytes, and at least `max_bytes / max_entries`,
 so both bounds hold. Parsed objects take several times their JSON size in memory.
@@ -169,9 +170,17 @@ class CachedKombo:
         *,
         page_size: int | None = None,
         cursor: str | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
+        """A page of jobs. `keys` (the job keys the caller reads) prunes each job only
+        when caching is off: a page that is kept, or shared with concurrent callers, is
+        read whole, since its other readers may want any key."""
         params = query.page_params(page_size, cursor)
         key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
+        if not self._cache.enabled:
+            return await self._client.get_jobs_page(
+                integration_id, params, deadline=self.deadline, keys=keys
+            )
 
         async def load() -> tuple[JobsPage, int]:
             page = await self._client.get_jobs_page(integration_id, params, deadline=self.deadline)

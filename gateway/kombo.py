@@ -29,9 +29,11 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol, TypedDict
 
 import httpx
+import msgspec
 import orjson
 
 from gateway.retry import DeadlineExceeded, RetryPolicy
@@ -60,6 +62,7 @@ class JobLister(Protocol):
         *,
         page_size: int | None = None,
         cursor: str | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage: ...
 
 
@@ -143,6 +146,54 @@ class JobQuery:
         if cursor is not None:
             params["cursor"] = cursor
         return params
+
+
+def parse_jobs_page(content: bytes, keys: frozenset[str] | None = None) -> JobsPage:
+    """A `GET /ats/jobs` body as a `JobsPage`; with `keys`, each job keeps only those keys.
+
+    Why `keys`: building Python objects for a whole page is most of what a gateway pays
+    for a large page (a 100-job page is ~360 KB of nested JSON). A caller that will read
+    a few keys of each job, and keeps the page for nobody else, names them; the other
+    keys are skipped, not built. `id` is always kept. A page of unusual shape (a job that
+    is not an object, no `results`) is read in full, exactly as without `keys`.
+
+    Raises:
+        ValueError: the body is not a jobs page.
+    """
+    if keys is not None:
+        try:
+            data = _page_decoder(keys | _ALWAYS_KEPT).decode(content)["data"]
+            return {
+                "next": data.get("next") or None,
+                "results": data["results"],
+                "byte_size": len(content),
+            }
+        except (msgspec.DecodeError, KeyError):
+            pass  # read in full below: same result, or the same error
+    try:
+        data = orjson.loads(content)["data"]
+        return {
+            "next": data.get("next") or None,
+            "results": list(data["results"]),
+            "byte_size": len(content),
+        }
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError("not a jobs page") from exc
+
+
+_ALWAYS_KEPT = frozenset({"id"})
+
+
+#: `TypedDict` called with names known only at run time (mypy checks only literal ones).
+_typed_dict: Any = TypedDict
+
+
+@lru_cache(maxsize=256)
+def _page_decoder(keys: frozenset[str]) -> msgspec.json.Decoder[Any]:
+    """A decoder of Kombo's page envelope whose jobs keep `keys` (values as sent)."""
+    job = _typed_dict("Job", dict.fromkeys(sorted(keys), Any), total=False)
+    data = _typed_dict("Data", {"results": list[job], "next": Any}, total=False)  # type: ignore[valid-type]
+    return msgspec.json.Decoder(_typed_dict("Page", {"data": data}))
 
 
 def record_id(record: object) -> str | None:
@@ -270,8 +321,10 @@ class KomboClient:
         *,
         page_size: int | None = None,
         cursor: str | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
-        """Fetch one page of jobs.
+        """Fetch one page of jobs (with `keys`, each job keeps only those: see
+        `parse_jobs_page`).
 
         Kombo requires the same filters and page size on every follow-up page, so
         callers re-send `query` and `page_size` with `cursor`.
@@ -280,20 +333,26 @@ class KomboClient:
             KomboAPIError: Kombo answered with an error status.
             KomboTransportError: no usable answer.
         """
-        return await self.get_jobs_page(integration_id, query.page_params(page_size, cursor))
+        params = query.page_params(page_size, cursor)
+        return await self.get_jobs_page(integration_id, params, keys=keys)
 
     async def get_jobs_page(
-        self, integration_id: str, params: Mapping[str, str], *, deadline: float | None = None
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
         """Fetch one page with already-encoded parameters (see `JobQuery.page_params`),
         retrying until `deadline` (a `time.monotonic()` instant; default: the client's
-        request timeout from now)."""
+        request timeout from now). `keys`: see `parse_jobs_page`."""
         if deadline is None:
             deadline = self._retry.clock() + self._request_timeout
 
         async def attempt(timeout: float) -> JobsPage:
             with self._span(integration_id, params):
-                return await self._get_once(integration_id, params, timeout)
+                return await self._get_once(integration_id, params, timeout, keys)
 
         try:
             return await self._retry.run(
@@ -303,7 +362,11 @@ class KomboClient:
             raise KomboTransportError(str(exc)) from None
 
     async def _get_once(
-        self, integration_id: str, params: Mapping[str, str], timeout: float
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        timeout: float,
+        keys: frozenset[str] | None = None,
     ) -> JobsPage:
         headers = {
             "Authorization": self._auth,
@@ -332,14 +395,8 @@ class KomboClient:
         if response.status_code != 200:
             raise _redacted(api_error_from_response(response), self._api_key)
         try:
-            body = orjson.loads(response.content)
-            data = body["data"]
-            return {
-                "next": data.get("next") or None,
-                "results": list(data["results"]),
-                "byte_size": len(response.content),
-            }
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return parse_jobs_page(response.content, keys)
+        except ValueError:
             raise KomboTransportError(
                 "Kombo answered 200 with a body that is not a jobs page"
             ) from None

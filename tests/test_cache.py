@@ -439,11 +439,17 @@ class FakeKombo:
     def __init__(self, jobs: dict[str, list[str]] | None = None) -> None:
         self.jobs = jobs or {}
         self.calls: list[tuple[str, dict[str, str]]] = []
+        self.keys: list[frozenset[str] | None] = []
 
     async def get_jobs_page(
-        self, integration_id: str, params: dict[str, str], deadline: float | None = None
+        self,
+        integration_id: str,
+        params: dict[str, str],
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> Any:
         self.calls.append((integration_id, dict(params)))
+        self.keys.append(keys)
         version = len(self.calls)
         results = [
             {"id": kombo_id, "integration": integration_id, "version": version}
@@ -566,7 +572,11 @@ async def test_different_credentials_never_share_a_load_in_flight(cache: Upstrea
 
     class SlowKombo(FakeKombo):
         async def get_jobs_page(
-            self, integration_id: str, params: dict[str, str], deadline: float | None = None
+            self,
+            integration_id: str,
+            params: dict[str, str],
+            deadline: float | None = None,
+            keys: frozenset[str] | None = None,
         ) -> Any:
             await gate.wait()
             return await super().get_jobs_page(integration_id, params)
@@ -632,10 +642,26 @@ async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, cl
     assert kombo.cached_job(INTEGRATION_A, JOB_1) is None
 
 
+async def test_only_an_uncached_page_is_read_as_far_as_its_caller_needs(
+    client: FakeKombo, cache: UpstreamCache, clock: Clock
+):
+    wanted = frozenset({"name", "status"})
+    off = kombo_over(client, UpstreamCache(0, timer=clock))
+    await off.list_jobs(INTEGRATION_A, JobQuery(), keys=wanted)
+    # A kept (or shared) page is read whole: its later readers may want any key.
+    on = kombo_over(client, cache)
+    await on.list_jobs(INTEGRATION_A, JobQuery(), keys=wanted)
+    assert client.keys == [wanted, None]
+
+
 async def test_a_failed_page_is_not_cached(cache: UpstreamCache):
     class FlakyKombo(FakeKombo):
         async def get_jobs_page(
-            self, integration_id: str, params: dict[str, str], deadline: float | None = None
+            self,
+            integration_id: str,
+            params: dict[str, str],
+            deadline: float | None = None,
+            keys: frozenset[str] | None = None,
         ) -> Any:
             page = await super().get_jobs_page(integration_id, params)
             if len(self.calls) == 1:

@@ -35,7 +35,11 @@ class CountingKombo:
         }
 
     async def get_jobs_page(
-        self, integration_id: str, params: dict[str, str], deadline: float | None = None
+        self,
+        integration_id: str,
+        params: dict[str, str],
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> Any:
         """What `CachedKombo` calls: the same answers, from encoded parameters."""
         query = JobQuery(ids=tuple(params["ids"].split(",")), include_deleted=True)

@@ -45,7 +45,11 @@ class MemoryKombo:
         self.jobs = jobs
 
     async def get_jobs_page(
-        self, integration_id: str, params: dict[str, str], deadline: float | None = None
+        self,
+        integration_id: str,
+        params: dict[str, str],
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         return {"next": None, "results": self.jobs, "byte_size": 1}
 

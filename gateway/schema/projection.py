@@ -375,6 +375,37 @@ _FAST_SCALARS = {
 }
 
 
+#: The parent key each `PROJECTION` spec kind reads (None: the spec says which, at [1]).
+_SPEC_KEYS: dict[str, str | None] = {
+    "kombo_id": "id",
+    "global_id": "id",
+    "key": None,
+    "list": None,
+    "enum": None,
+    "questions": "screening_questions",
+}
+
+
+def source_key(field: Any) -> str | None:
+    """The one key of its parent dict a GraphQL field reads, or None when that is not
+    known (a resolver of its own, or a field reading more than one key).
+
+    The same knowledge `_Compiler._read` turns into code, so a field whose reading
+    changes there must change here too: `tests/test_selection.py` checks every field
+    of `Job` against the full record.
+    """
+    definition = field.extensions.get("strawberry-definition")
+    if definition is None:
+        return None
+    spec = (definition.metadata or {}).get(PROJECTION)
+    if spec is None:
+        return definition.python_name if definition.base_resolver is None else None
+    if spec[0] not in _SPEC_KEYS:
+        return None
+    key = _SPEC_KEYS[spec[0]]
+    return key if key is not None else str(spec[1])
+
+
 def _list_items(value: Any) -> Iterable[Any]:
     """The list itself, if it is one (graphql-core would fail on other values)."""
     if type(value) is not list:

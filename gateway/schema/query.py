@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from strawberry.types.nodes import SelectedField
 
 from gateway.context import Context
 from gateway.ids import parse_job_id, parse_job_ids
@@ -22,6 +21,7 @@ from gateway.pagination import (
     validate_first,
 )
 from gateway.schema.filters import JobFilter, list_arguments, to_job_query
+from gateway.schema.selection import connection_reads
 from gateway.schema.types import Job, JobConnection, Node
 
 Info = strawberry.Info[Context, None]
@@ -37,22 +37,6 @@ _EMPTY_CONNECTION: dict[str, Any] = {
         "end_cursor": None,
     },
 }
-
-
-def selects(info: Info, name: str) -> bool:
-    """Whether the query selects field `name` directly below this field (through
-    fragments too, whatever their conditions: computing a little too much is fine)."""
-    pending: list[Any] = list(info.selected_fields)
-    while pending:
-        selection = pending.pop()
-        if isinstance(selection, SelectedField) and selection.name == info.field_name:
-            pending += selection.selections  # the field itself: look below it
-        elif isinstance(selection, SelectedField):
-            if selection.name == name:
-                return True
-        else:  # inline fragment or fragment spread
-            pending += selection.selections
-    return False
 
 
 @strawberry.type
@@ -80,13 +64,14 @@ class Query:
         binding = cursor_binding(integration, query.to_params())
         start = start_position(binding, after=None if after is UNSET else after, first=count)
         kombo = info.context.kombo
+        reads = connection_reads(info)
 
         async def fetch(cursor: str | None, page_size: int) -> JobsPage:
-            return await kombo.list_jobs(integration, query, page_size=page_size, cursor=cursor)
+            return await kombo.list_jobs(
+                integration, query, page_size=page_size, cursor=cursor, keys=reads.job_keys
+            )
 
-        return await read_connection(
-            fetch, start, count, binding=binding, with_edges=selects(info, "edges")
-        )
+        return await read_connection(fetch, start, count, binding=binding, with_edges=reads.edges)
 
     @strawberry.field(
         graphql_type=Job | None,
