@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         workers=max(1, min(args.workers, 64)),
         log_level="info",
+        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0

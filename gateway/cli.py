@@ -172,6 +172,9 @@ def _serve(host: str, port: int, workers: int) -> int:
             port=port,
             workers=workers,
             log_level="info",
+            # Each request gets one JSON log line from `observability`; uvicorn's own
+            # access line would repeat it, unstructured, at a cost per request.
+            access_log=False,
             # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
