@@ -22,21 +22,14 @@ from graphql import (
     specified_directives,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.errors import BadUserInput, Code, Phase, code_error
 from gateway.observability import record_error_codes
-from gateway.schema.error_codes import ErrorCodes
+from gateway.schema.operation import OperationExtension, PreparedDocuments
 from gateway.schema.projection import ProjectingExecutionContext
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
@@ -69,8 +62,8 @@ class GatewaySchema(strawberry.federation.Schema):
     """Strawberry's federation schema, minus its logging of every error.
 
     Strawberry logs each error with its traceback, including a caller's bad cursor
-    or Kombo's 404; `ErrorCodes` logs only the unexpected ones instead. Errors that
-    never pass `ErrorCodes` (a parse error raised by the parser cache surfaces after
+    or Kombo's 404; `OperationExtension` logs only the unexpected ones instead. Errors that
+    never pass `OperationExtension` (a parse error raised by the parser cache surfaces after
     the operation hooks) get their code here.
     """
 
@@ -86,7 +79,7 @@ class GatewaySchema(strawberry.federation.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Strawberry calls this before `ErrorCodes` sees execution errors (which it then
+        # Strawberry calls this before `OperationExtension` sees execution errors (which it then
         # codes and records), and after it for a cached parse's syntax error (recorded here).
         unseen = [
             error
@@ -139,17 +132,13 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
     introspection query passes whatever the limit.
     """
     limits = limits or QueryLimits()
-    # Factories, not instances: Strawberry builds extensions afresh for every operation.
-    extensions: list[Any] = [
-        ErrorCodes,
-        # Parsed and validated documents are reused per query text: clients repeat the
-        # same few queries, and compiled projections are keyed by the document's nodes.
-        functools.partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        functools.partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
-        functools.partial(MaxTokensLimiter, limits.max_tokens),
-        # The same rule classes for every request: the validation cache is keyed by them.
-        functools.partial(AddValidationRules, _validation_rules(limits)),
-    ]
+    # Parsed and validated documents are reused per query text: clients repeat the
+    # same few queries, and compiled projections are keyed by the document's nodes.
+    documents = PreparedDocuments(
+        rules=_validation_rules(limits), max_tokens=limits.max_tokens, size=DOCUMENT_CACHE_SIZE
+    )
+    # A factory, not an instance: Strawberry builds extensions afresh for every operation.
+    extensions: list[Any] = [functools.partial(OperationExtension, documents)]
     return GatewaySchema(
         query=Query,
         config=_config(limits.max_batch),
