@@ -10,6 +10,7 @@ Usage::
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import time
 
@@ -33,18 +34,23 @@ def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.Asy
     """The process's pooled client for Kombo, with explicit timeouts.
 
     httpx's API over aiohttp's pool and parser (`transport.py` says why and what it cost).
+    It keeps no cookies.
     """
     limits = httpx.Limits(
         max_connections=settings.max_connections,
         max_keepalive_connections=settings.max_connections,
     )
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         timeout=httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
         ),
         transport=AiohttpTransport(limits),
         event_hooks=upstream_hooks(metrics),
     )
+    # One client serves every caller and credential: a cookie Kombo (or a load balancer
+    # in front of it) set for one request must not ride along on another's.
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return client
 
 
 class GatewayState:

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
+from gateway.config import Settings
+from gateway.metrics import GatewayMetrics
+from gateway.state import create_http_client
 from gateway.transport import AiohttpTransport
 
 #: Reads one request head from the stream and writes (part of) an answer.
@@ -192,3 +195,15 @@ async def test_closing_the_client_closes_its_kept_alive_connections():
             assert not server.closed.is_set()
         await asyncio.wait_for(server.closed.wait(), 2)
         await transport.aclose()  # a second close is harmless
+
+
+async def test_the_gateway_client_keeps_no_cookie_between_callers():
+    responder = answer(b"{}", headers="Set-Cookie: AWSALB=tenant-a; Path=/\r\n")
+    async with RawServer(responder) as server:
+        client = create_http_client(Settings(api_key="k"), GatewayMetrics())
+        async with client:
+            first = await client.get(server.url + "/v1/ats/jobs")
+            assert first.headers["set-cookie"].startswith("AWSALB=")
+            await client.get(server.url + "/v1/ats/jobs")
+    assert b"cookie:" not in server.heads[1].lower()
+    assert not client.cookies
