@@ -11,9 +11,10 @@ What is timed, per query (no HTTP, no sockets; one event loop for the whole run)
   least any gateway does with an upstream answer (parse it, serialize a response);
 - **served**: `build_schema()` (what the gateway serves; its fast path when it has one)
   executing the query with a fresh `Context` and `Loaders`, like the app per request,
-  over a Kombo client that answers from memory by `orjson.loads` of the captured body and
-  builds the page exactly like `KomboClient` does; plus `orjson.dumps` of the result, as
-  the HTTP layer does. So served and floor do the same parse and the same kind of dump;
+  over a Kombo client that answers from memory with `kombo.parse_jobs_page` of the
+  captured body, exactly as `KomboClient` does (the cache is off, so a `jobs` page keeps
+  only the job keys the query reads); plus `orjson.dumps` of the result, as the HTTP
+  layer does. So served starts from the same bytes as the floor, and dumps the same way;
 - **served, pre-parsed**: the same, with the client handing out pages parsed once
   (what resolving alone costs, for reference);
 - **stock**: `build_schema(fast_path=False)` (graphql-core's default executor) when
@@ -397,7 +398,9 @@ def render(result: InprocessResult) -> list[str]:
         f"{t.runs} runs of ~{t.target_s:g} s each (after {t.warmup_s:g} s warm-up). "
         "floor = `orjson.dumps(orjson.loads(upstream body))`; served = `build_schema()` "
         "executing with a fresh Context/Loaders over an in-memory Kombo client that parses "
-        "the captured sandbox body per call (as `KomboClient` does), plus `orjson.dumps` of "
+        "the captured sandbox body per call with `parse_jobs_page` (as `KomboClient` does "
+        "with the cache off: a page keeps only the job keys the query reads), plus "
+        "`orjson.dumps` of "
         "the result; (CPU time) = the same ratio in process CPU time, which leaves out time "
         "the process waited for a core; pre-parsed = the same with pages parsed once "
         "(resolution alone); "
