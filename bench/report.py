@@ -17,10 +17,10 @@ PACKAGES = (
     "httptools",
     "uvloop",
     "httpx",
-    "httpcore",
-    "anyio",
-    "sniffio",
+    "aiohttp",
+    "yarl",
     "orjson",
+    "msgspec",
 )
 
 

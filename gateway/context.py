@@ -63,14 +63,15 @@ class Context:
         return self.integration_id
 
 
-def choose_integration(header_value: str | None, default: str | None) -> str | None:
-    """The request's integration: its header, else the configured default.
+def requested_integration(header_value: str | None) -> str | None:
+    """The integration the request's header names, or None without one (access.py then
+    picks the caller's default).
 
     Raises:
         BadUserInput: the header is present but is not an integration ID.
     """
     if header_value is None:
-        return default
+        return None
     value = header_value.strip()
     if not _INTEGRATION_ID.fullmatch(value):
         raise BadUserInput(

@@ -24,7 +24,7 @@ from strawberry.asgi import GraphQL
 
 from gateway.access import KOMBO_KEY_HEADER, Caller
 from gateway.cache import CachedKombo, credential_fingerprint
-from gateway.context import INTEGRATION_HEADER, Context, choose_integration
+from gateway.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.errors import INTERNAL_MESSAGE, BadUserInput, Code, GatewayError, RateLimited
 from gateway.graphiql import graphiql_page
 from gateway.loaders import Loaders
@@ -161,7 +161,7 @@ class GraphQLView(GraphQL[Context, None]):
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
         try:
-            requested = choose_integration(headers.get(INTEGRATION_HEADER), None)
+            requested = requested_integration(headers.get(INTEGRATION_HEADER))
             integration = gateway.access.integration_for(
                 caller, requested, gateway.settings.integration_id
             )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -22,24 +22,83 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class LiveServer:
+    """Serves an ASGI app with uvicorn on a background thread, on a free loopback port.
+
+    Usage::
+
+        with LiveServer(create_sandbox_app()) as sandbox:
+            httpx.get(sandbox.base_url + "/ats/jobs", headers=...)
+    """
+
+    def __init__(self, app: ASGIApp, *, lifespan: str = "off", host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.app = app
+        self.lifespan = lifespan
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        """Root URL, e.g. `http://127.0.0.1:54321` (control routes live here)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to use as `KOMBO_BASE_URL`."""
+        return self.url + "/v1"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Bind first (so the port is known and free), then serve until `stop()`."""
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says
+        # TCP, and without it every small response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan=self.lifespan, access_log=False
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._server, self._thread, self._socket = server, thread, sock
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the test server did not start on {self.url}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @contextlib.contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """Serve `app` (lifespan on) on a free loopback port in a thread; yields its base URL."""
+    with LiveServer(app, lifespan="on") as server:
+        yield server.url
 
 
 @dataclass

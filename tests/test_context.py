@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.cache import CachedKombo, UpstreamCache
-from gateway.context import INTEGRATION_HEADER, Context, choose_integration
+from gateway.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.errors import BadUserInput, Code
 from gateway.loaders import Loaders
 from gateway.metrics import GatewayMetrics
@@ -16,23 +16,19 @@ OTHER = "greenhouse:8mS2vY5f3bW8dJ4hZ3kTqL9p"
 
 
 @pytest.mark.parametrize(
-    ("header", "default", "expected"),
+    ("header", "expected"),
     [
-        pytest.param(OTHER, DEFAULT, OTHER, id="header-wins-over-default"),
-        pytest.param(OTHER, None, OTHER, id="header-without-default"),
-        pytest.param(None, DEFAULT, DEFAULT, id="no-header-uses-default"),
-        pytest.param(None, None, None, id="neither"),
-        pytest.param(f"  {OTHER}\t", DEFAULT, OTHER, id="surrounding-whitespace-stripped"),
-        pytest.param(f"{OTHER}\n", None, OTHER, id="trailing-newline-stripped"),
-        pytest.param("a:b", None, "a:b", id="shortest"),
-        pytest.param(
-            "sap-success_factors.v2:Ab_-9", None, "sap-success_factors.v2:Ab_-9", id="punct"
-        ),
-        pytest.param(f"{'t' * 64}:{'i' * 128}", None, f"{'t' * 64}:{'i' * 128}", id="longest"),
+        pytest.param(OTHER, OTHER, id="header"),
+        pytest.param(None, None, id="no-header"),
+        pytest.param(f"  {OTHER}\t", OTHER, id="surrounding-whitespace-stripped"),
+        pytest.param(f"{OTHER}\n", OTHER, id="trailing-newline-stripped"),
+        pytest.param("a:b", "a:b", id="shortest"),
+        pytest.param("sap-success_factors.v2:Ab_-9", "sap-success_factors.v2:Ab_-9", id="punct"),
+        pytest.param(f"{'t' * 64}:{'i' * 128}", f"{'t' * 64}:{'i' * 128}", id="longest"),
     ],
 )
-def test_choose_integration(header: str | None, default: str | None, expected: str | None):
-    assert choose_integration(header, default) == expected
+def test_requested_integration(header: str | None, expected: str | None):
+    assert requested_integration(header) == expected
 
 
 @pytest.mark.parametrize(
@@ -63,9 +59,9 @@ def test_choose_integration(header: str | None, default: str | None, expected: s
         pytest.param("personio:abc,greenhouse:def", id="two-integrations"),
     ],
 )
-def test_a_malformed_header_is_bad_user_input_even_with_a_default(header: str):
+def test_a_malformed_header_is_bad_user_input(header: str):
     with pytest.raises(BadUserInput) as caught:
-        choose_integration(header, DEFAULT)
+        requested_integration(header)
     assert caught.value.code is Code.BAD_USER_INPUT
     message = str(caught.value)
     assert INTEGRATION_HEADER in message
@@ -83,12 +79,12 @@ def make_context(integration_id: str | None, problem: str | None = None) -> Cont
 
 
 def test_require_integration_returns_the_chosen_integration():
-    assert make_context(choose_integration(OTHER, DEFAULT)).require_integration() == OTHER
+    assert make_context(requested_integration(OTHER)).require_integration() == OTHER
 
 
 def test_require_integration_surfaces_the_header_problem():
     with pytest.raises(BadUserInput) as refused:
-        choose_integration("not an integration", DEFAULT)
+        requested_integration("not an integration")
     context = make_context(None, str(refused.value))
     with pytest.raises(BadUserInput) as caught:
         context.require_integration()

@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
-from gateway.sandbox.app import SandboxServer
+from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.data import dataset, kombo_id
+from tests.support import LiveServer
 
 GREENHOUSE, PERSONIO = SANDBOX_INTEGRATION_IDS
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
@@ -34,20 +35,20 @@ Job = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
+def sandbox() -> Iterator[LiveServer]:
     """uvicorn on a free 127.0.0.1 port, in a background thread, for this module."""
-    with SandboxServer(host="127.0.0.1", port=0) as server:
+    with LiveServer(create_sandbox_app()) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def client(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+def client(sandbox: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.base_url, headers=AUTH, timeout=30) as http:
         yield http
 
 
 @pytest.fixture(scope="module")
-def control(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+def control(sandbox: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.url, timeout=30) as http:
         yield http
 
@@ -582,7 +583,7 @@ def test_malformed_cursor(client: httpx.Client, cursor: str) -> None:
     ids=["missing", "wrong-key", "wrong-scheme", "no-token", "no-scheme"],
 )
 @pytest.mark.parametrize("path", ["/ats/jobs", "/check-api-key"])
-def test_unauthenticated(sandbox: SandboxServer, authorization: str | None, path: str) -> None:
+def test_unauthenticated(sandbox: LiveServer, authorization: str | None, path: str) -> None:
     headers = {"X-Integration-Id": GREENHOUSE}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -642,7 +643,7 @@ def test_rate_limit_headers_count_down(client: httpx.Client) -> None:
     assert 0 <= second[2] <= first[2] <= 60
 
 
-def test_rate_limit_is_per_key_and_never_negative(sandbox: SandboxServer) -> None:
+def test_rate_limit_is_per_key_and_never_negative(sandbox: LiveServer) -> None:
     """305 requests with another key: that key's budget hits 0 and stays there, unenforced."""
     headers = {"Authorization": "Bearer ks_dev_flood"}
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as flood:
@@ -662,7 +663,7 @@ def test_error_responses_carry_rate_limit_headers(client: httpx.Client) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_request_log(sandbox: SandboxServer, client: httpx.Client, control: httpx.Client) -> None:
+def test_request_log(sandbox: LiveServer, client: httpx.Client, control: httpx.Client) -> None:
     assert control.delete("/_sandbox/requests").status_code == 204
     get_jobs(client, page_size=2, statuses="OPEN,DRAFT")
     get_jobs(client, PERSONIO, page_size=0)
@@ -687,9 +688,7 @@ def test_request_log(sandbox: SandboxServer, client: httpx.Client, control: http
     assert control.get("/_sandbox/requests").json() == {"requests": []}
 
 
-def test_request_log_is_exact_under_concurrency(
-    sandbox: SandboxServer, control: httpx.Client
-) -> None:
+def test_request_log_is_exact_under_concurrency(sandbox: LiveServer, control: httpx.Client) -> None:
     """Concurrent connections: every request is logged once, none lost or duplicated."""
     control.delete("/_sandbox/requests")
     headers = {**AUTH, "X-Integration-Id": GREENHOUSE}

@@ -16,7 +16,8 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
-from gateway.sandbox.app import SandboxServer, create_sandbox_app
+from gateway.sandbox.app import create_sandbox_app
+from tests.support import LiveServer
 
 GREENHOUSE, PERSONIO = SANDBOX_INTEGRATION_IDS
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
@@ -42,19 +43,19 @@ FAULT_DEFAULTS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(host="127.0.0.1", port=0) as server:
+def sandbox() -> Iterator[LiveServer]:
+    with LiveServer(create_sandbox_app()) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def control(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+def control(sandbox: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.url, timeout=10) as http:
         yield http
 
 
 @pytest.fixture(scope="module")
-def client(sandbox: SandboxServer) -> Iterator[httpx.Client]:
+def client(sandbox: LiveServer) -> Iterator[httpx.Client]:
     headers = {**AUTH, "X-Integration-Id": GREENHOUSE}
     with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=10) as http:
         yield http
@@ -115,7 +116,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
-def raw_request(sandbox: SandboxServer, path: str = "/v1/ats/jobs") -> bytes:
+def raw_request(sandbox: LiveServer, path: str = "/v1/ats/jobs") -> bytes:
     """One request on a plain socket: every byte the server sent before the connection ended."""
     with socket.create_connection((sandbox.host, sandbox.port), timeout=5) as sock:
         head = (
@@ -227,9 +228,7 @@ def test_latency_before_an_error(client: httpx.Client, control: httpx.Client) ->
     assert 0.2 <= time.perf_counter() - started < 2.5
 
 
-def test_latency_does_not_block_other_requests(
-    sandbox: SandboxServer, control: httpx.Client
-) -> None:
+def test_latency_does_not_block_other_requests(sandbox: LiveServer, control: httpx.Client) -> None:
     queue(control, {"status": 200, "latency_ms": 800, "integration": PERSONIO})
     headers = {**AUTH, "X-Integration-Id": GREENHOUSE}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -263,7 +262,7 @@ def test_drop_connection_is_a_transport_error(client: httpx.Client, control: htt
     assert errors == []
 
 
-def test_drop_connection_sends_no_byte(sandbox: SandboxServer, control: httpx.Client) -> None:
+def test_drop_connection_sends_no_byte(sandbox: LiveServer, control: httpx.Client) -> None:
     queue(control, {"drop_connection": True, "latency_ms": 50})
     assert raw_request(sandbox) == b""
     assert raw_request(sandbox).startswith(b"HTTP/1.1 200 ")
@@ -279,7 +278,7 @@ def test_drop_works_when_send_is_wrapped() -> None:
 
         await inner(scope, receive, wrapped)
 
-    with SandboxServer(app=outer) as server, uvicorn_errors() as errors:
+    with LiveServer(outer) as server, uvicorn_errors() as errors:
         with httpx.Client(base_url=server.url) as control:
             queue(control, {"drop_connection": True})
         assert raw_request(server) == b""
@@ -327,7 +326,7 @@ def test_path_matching(client: httpx.Client, control: httpx.Client) -> None:
     assert jobs(client).status_code == 500
 
 
-def test_only_v1_is_faulted(sandbox: SandboxServer, control: httpx.Client) -> None:
+def test_only_v1_is_faulted(sandbox: LiveServer, control: httpx.Client) -> None:
     queue(control, {"status": 500})
     assert control.get("/healthz").status_code == 200
     assert control.get("/_sandbox/requests").status_code == 200
@@ -335,7 +334,7 @@ def test_only_v1_is_faulted(sandbox: SandboxServer, control: httpx.Client) -> No
 
 
 def test_authentication_comes_first(
-    sandbox: SandboxServer, client: httpx.Client, control: httpx.Client
+    sandbox: LiveServer, client: httpx.Client, control: httpx.Client
 ) -> None:
     queue(control, {"status": 503}, {"drop_connection": True})
     bad = httpx.get(sandbox.base_url + "/ats/jobs", headers={"Authorization": "Bearer nope"})
@@ -361,7 +360,7 @@ def test_faulted_requests_are_logged(client: httpx.Client, control: httpx.Client
     ]  # fmt: skip
 
 
-def test_times_is_exact_under_concurrency(sandbox: SandboxServer, control: httpx.Client) -> None:
+def test_times_is_exact_under_concurrency(sandbox: LiveServer, control: httpx.Client) -> None:
     queue(control, {"status": 503, "times": 10})
     headers = {**AUTH, "X-Integration-Id": GREENHOUSE}
     limits = httpx.Limits(max_connections=16)

@@ -28,8 +28,9 @@ from kombo.types.basemodel import Unset
 from kombo.utils import unmarshal_json
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
-from gateway.sandbox.app import SandboxServer
+from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.data import dataset
+from tests.support import LiveServer
 
 GREENHOUSE, PERSONIO = SANDBOX_INTEGRATION_IDS
 Job = dict[str, Any]
@@ -73,14 +74,14 @@ FORMAT_CLASSES: dict[str, type[Any]] = {
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
+def sandbox() -> Iterator[LiveServer]:
     """uvicorn on a free 127.0.0.1 port, in a background thread, for this module."""
-    with SandboxServer(host="127.0.0.1", port=0) as server:
+    with LiveServer(create_sandbox_app()) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def raw_pages(sandbox: SandboxServer) -> dict[str, list[dict[str, Any]]]:
+def raw_pages(sandbox: LiveServer) -> dict[str, list[dict[str, Any]]]:
     """Every page of both integrations as served (deleted jobs included), decoded JSON."""
     pages: dict[str, list[dict[str, Any]]] = {}
     with httpx.Client(
@@ -263,7 +264,7 @@ def test_sdk_keeps_pass_through_job_enums(
     assert expected <= kept
 
 
-def test_the_sdk_client_itself_reads_the_sandbox(sandbox: SandboxServer) -> None:
+def test_the_sdk_client_itself_reads_the_sandbox(sandbox: LiveServer) -> None:
     """End to end with `kombo.Kombo`: its auth, %2C-encoded lists, datetimes and `next()`."""
     deviating = {job_id for job_id, _, _ in DEVIATIONS}
     wanted = [r.id for r in dataset()[GREENHOUSE].jobs if not r.deleted and r.id not in deviating][

@@ -32,19 +32,16 @@ import hmac
 import itertools
 import math
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import anyio
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.middleware import Middleware
@@ -702,75 +699,6 @@ def create_sandbox_app() -> Starlette:
 # --------------------------------------------------------------------------------------------
 
 
-class SandboxServer:
-    """Serves a sandbox app with uvicorn on a background thread (tests, embedded mode).
-
-    Usage::
-
-        with SandboxServer() as sandbox:        # port 0: a free port is picked
-            httpx.get(sandbox.base_url + "/ats/jobs", headers=...)
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, app: ASGIApp | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.app = app if app is not None else create_sandbox_app()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def url(self) -> str:
-        """Root URL, e.g. `http://127.0.0.1:54321` (control routes live here)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """What to use as `KOMBO_BASE_URL`."""
-        return self.url + "/v1"
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Bind first (so the port is known and free), then serve until `stop()`."""
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says
-        # TCP, and without it every small response waits ~40 ms for a delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._server, self._thread, self._socket = server, thread, sock
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the Kombo sandbox did not start on {self.url}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> SandboxServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
@@ -780,7 +708,6 @@ __all__ = [
     "KomboError",
     "RateLimiter",
     "RequestLog",
-    "SandboxServer",
     "SandboxState",
     "create_sandbox_app",
     "cursor_fingerprint",
