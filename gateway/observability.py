@@ -192,6 +192,9 @@ def configure_logging(level: str = "INFO") -> None:
     """
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # httpx logs every upstream call at INFO; the request's own line already counts
+    # them (and the metrics time them), so that would be a second line per call.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     if any(isinstance(handler, _JsonHandler) for handler in root.handlers):
         return
     handler = _JsonHandler(sys.stderr)

@@ -385,8 +385,8 @@ def test_json_formatter_writes_extras_and_exceptions():
 
 
 def test_configure_logging_installs_one_json_handler_on_stderr(capsys):
-    root = logging.getLogger()
-    before, level = list(root.handlers), root.level
+    root, upstream = logging.getLogger(), logging.getLogger("httpx")
+    before, level, upstream_level = list(root.handlers), root.level, upstream.level
     try:
         configure_logging("debug")
         configure_logging("INFO")
@@ -394,13 +394,18 @@ def test_configure_logging_installs_one_json_handler_on_stderr(capsys):
         assert len(added) == 1 and isinstance(added[0].formatter, JsonFormatter)
         assert root.level == logging.INFO
         logging.getLogger("tests.observability.root").info("ready", extra={"port": 8000})
+        # httpx's line per upstream call would repeat what the request's line counts.
+        upstream.info("HTTP Request: GET https://api.kombo.dev/v1/ats/jobs")
+        upstream.warning("something httpx warns about")
     finally:
         for handler in root.handlers[:]:
             if handler not in before:
                 root.removeHandler(handler)
         root.setLevel(level)
+        upstream.setLevel(upstream_level)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(line["message"], line["port"]) for line in lines] == [("ready", 8000)]
+    assert [line["message"] for line in lines] == ["ready", "something httpx warns about"]
+    assert lines[0]["port"] == 8000
 
 
 # --- upstream hooks -------------------------------------------------------------------
