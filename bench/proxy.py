@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=max(1, min(args.workers, 64)),
         log_level="info",
         access_log=False,
+        timeout_keep_alive=round(Settings.from_env(os.environ).keepalive_timeout),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0

@@ -175,6 +175,7 @@ def _serve(host: str, port: int, workers: int) -> int:
             # Each request gets one JSON log line from `observability`; uvicorn's own
             # access line would repeat it, unstructured, at a cost per request.
             access_log=False,
+            timeout_keep_alive=max(1, round(settings.keepalive_timeout)),
             # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )

@@ -76,6 +76,10 @@ class Settings:
     max_concurrency: int = 16
     #: Time one GraphQL request may spend on Kombo, retries included.
     request_timeout: float = 20.0
+    #: Seconds an idle client connection stays open. Longer than what clients and load
+    #: balancers keep idle connections for (httpx 5 s, AWS ALB 60 s): the side that
+    #: closes first must be the client, or a request sent as the server closes is lost.
+    keepalive_timeout: float = 75.0
     #: Tries per upstream call, the first included (1: no retries).
     retry_attempts: int = 4
     #: Gateway access tokens; none configured: the gateway is open to whoever reaches it.
@@ -143,6 +147,7 @@ class Settings:
             max_connections=int(_number(environ, "KOMBO_MAX_CONNECTIONS", 100, minimum=1)),
             max_concurrency=int(_number(environ, "KOMBO_MAX_CONCURRENCY", 16, minimum=1)),
             request_timeout=_number(environ, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.1),
+            keepalive_timeout=_number(environ, "GATEWAY_KEEPALIVE_TIMEOUT", 75.0, minimum=1.0),
             retry_attempts=int(_number(environ, "GATEWAY_RETRY_ATTEMPTS", 4, minimum=1)),
             tokens=_tokens(environ),
             key_passthrough=_flag(environ, "GATEWAY_KOMBO_KEY_PASSTHROUGH", False),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -122,6 +123,20 @@ def test_get_queries_work(served: tuple[str, Any]):
     result = httpx.get(f"{url}/graphql", params={"query": "{ jobs(first: 1) { nodes { id } } }"})
     assert result.status_code == 200
     assert len(result.json()["data"]["jobs"]["nodes"]) == 1
+
+
+def test_an_idle_connection_outlives_the_clients_keepalive(served: tuple[str, Any]):
+    """The gateway must not close an idle connection before its clients do (httpx keeps
+    one 5 s; load balancers up to 60 s): a request sent as the server closes is lost."""
+    url, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(6)  # past uvicorn's default (5 s) and httpx's keep-alive expiry
+        connection.sendall(request)
+        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
 
 
 def test_stopping_serve_stops_its_sandbox_and_output_never_shows_a_key(
