@@ -17,6 +17,7 @@ caller already handles: a timeout onto `httpx.TimeoutException`, anything else o
 
 from __future__ import annotations
 
+import ssl
 from typing import Final
 
 import aiohttp
@@ -35,8 +36,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     client may be built before the loop starts), and closes with the client.
     """
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._limits = limits
+        # httpx's own default: certificates verified against certifi's CA bundle, not
+        # whatever the host's store holds (a slim container may hold none).
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -44,6 +48,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit=self._limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry or DEFAULT_KEEPALIVE_EXPIRY,
+            ssl=self._ssl_context,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

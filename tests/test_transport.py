@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+import trustme
 
 from gateway.config import Settings
 from gateway.metrics import GatewayMetrics
@@ -27,8 +29,9 @@ Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Non
 class RawServer:
     """A loopback TCP server: records each request head, answers with `responder`."""
 
-    def __init__(self, responder: Responder) -> None:
+    def __init__(self, responder: Responder, tls: ssl.SSLContext | None = None) -> None:
         self.responder = responder
+        self.tls = tls
         self.heads: list[bytes] = []
         self.connections = 0
         self.closed = asyncio.Event()
@@ -36,7 +39,7 @@ class RawServer:
         self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -46,7 +49,7 @@ class RawServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -207,3 +210,35 @@ async def test_the_gateway_client_keeps_no_cookie_between_callers():
             await client.get(server.url + "/v1/ats/jobs")
     assert b"cookie:" not in server.heads[1].lower()
     assert not client.cookies
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def server_tls(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
+async def test_https_works_with_a_trusted_certificate(authority: trustme.CA):
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    transport = AiohttpTransport(httpx.Limits(max_connections=2), ssl_context=trusting)
+    async with RawServer(answer(b'{"ok":true}'), tls=server_tls(authority)) as server:
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get(server.url + "/v1/ats/jobs")
+    assert server.url.startswith("https://")
+    assert response.json() == {"ok": True}
+
+
+async def test_the_gateway_client_refuses_a_certificate_it_cannot_verify(authority: trustme.CA):
+    # Signed by a CA in no trust store: the default context (httpx's, certifi's CAs)
+    # must refuse it, as httpx's own transport would.
+    async with RawServer(answer(b"{}"), tls=server_tls(authority)) as server:
+        async with create_http_client(Settings(api_key="k"), GatewayMetrics()) as client:
+            with pytest.raises(httpx.ConnectError, match="(?i)certificate"):
+                await client.get(server.url + "/v1/ats/jobs")
+    assert server.heads == []
