@@ -572,11 +572,7 @@ async def test_different_credentials_never_share_a_load_in_flight(cache: Upstrea
 
     class SlowKombo(FakeKombo):
         async def get_jobs_page(
-            self,
-            integration_id: str,
-            params: dict[str, str],
-            deadline: float | None = None,
-            keys: frozenset[str] | None = None,
+            self, integration_id: str, params: dict[str, str], **_: object
         ) -> Any:
             await gate.wait()
             return await super().get_jobs_page(integration_id, params)
@@ -657,11 +653,7 @@ async def test_only_an_uncached_page_is_read_as_far_as_its_caller_needs(
 async def test_a_failed_page_is_not_cached(cache: UpstreamCache):
     class FlakyKombo(FakeKombo):
         async def get_jobs_page(
-            self,
-            integration_id: str,
-            params: dict[str, str],
-            deadline: float | None = None,
-            keys: frozenset[str] | None = None,
+            self, integration_id: str, params: dict[str, str], **_: object
         ) -> Any:
             page = await super().get_jobs_page(integration_id, params)
             if len(self.calls) == 1:

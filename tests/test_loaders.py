@@ -34,13 +34,7 @@ class CountingKombo:
             "byte_size": 1,
         }
 
-    async def get_jobs_page(
-        self,
-        integration_id: str,
-        params: dict[str, str],
-        deadline: float | None = None,
-        keys: frozenset[str] | None = None,
-    ) -> Any:
+    async def get_jobs_page(self, integration_id: str, params: dict[str, str], **_: object) -> Any:
         """What `CachedKombo` calls: the same answers, from encoded parameters."""
         query = JobQuery(ids=tuple(params["ids"].split(",")), include_deleted=True)
         return await self.list_jobs(integration_id, query, page_size=int(params["page_size"]))

@@ -45,11 +45,7 @@ class MemoryKombo:
         self.jobs = jobs
 
     async def get_jobs_page(
-        self,
-        integration_id: str,
-        params: dict[str, str],
-        deadline: float | None = None,
-        keys: frozenset[str] | None = None,
+        self, integration_id: str, params: dict[str, str], **_: object
     ) -> dict[str, Any]:
         return {"next": None, "results": self.jobs, "byte_size": 1}
 

@@ -93,11 +93,7 @@ class RecordingKombo:
         self.keys: list[frozenset[str] | None] = []
 
     async def get_jobs_page(
-        self,
-        integration_id: str,
-        params: dict[str, str],
-        deadline: float | None = None,
-        keys: frozenset[str] | None = None,
+        self, integration_id: str, params: object, keys: frozenset[str] | None = None, **_: object
     ) -> dict[str, Any]:
         self.keys.append(keys)
         return {"next": None, "results": [{"id": "j1", "name": "A"}], "byte_size": 1}
