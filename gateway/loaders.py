@@ -72,7 +72,12 @@ async def fetch_by_ids(
             if searches == _SEQUENTIAL_SEARCHES:
                 await search.split(pending)
                 break
-            unknown = await search.find_one_unknown(pending)
+            try:
+                unknown = await search.find_one_unknown(pending)
+            except _BudgetSpent:
+                # The search drops halves it has not resolved; they are still pending.
+                search.unchecked.extend(i for i in pending if i not in search.found)
+                raise
             pending = [i for i in pending if i not in search.found and i != unknown]
             searches += 1
     except _BudgetSpent:
@@ -124,11 +129,7 @@ class _Isolation:
         """
         while len(ids) > 1:
             head, tail = ids[: len(ids) // 2], ids[len(ids) // 2 :]
-            try:
-                ids = tail if await self.fetch(head) else head
-            except _BudgetSpent:
-                self.unchecked.extend(i for i in tail if i not in self.found)
-                raise
+            ids = tail if await self.fetch(head) else head
         return ids[0]
 
     async def split(self, ids: Sequence[str]) -> None:

@@ -77,6 +77,20 @@ async def test_the_call_budget_bounds_a_batch_of_made_up_ids():
     assert not lookup.unchecked & set(lookup.found)
 
 
+async def test_a_spent_budget_never_reports_an_existing_id_as_unknown():
+    """Every ID is found, proven unknown, or left unchecked (an error, never a null)."""
+    rng = random.Random(5)
+    for _ in range(600):
+        candidates = ids(rng.randint(2, 40))
+        kombo = CountingKombo(set(rng.sample(candidates, rng.randint(1, len(candidates)))))
+        budget = rng.randint(1, 12)
+        lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=budget)  # type: ignore[arg-type]
+        assert len(kombo.calls) <= budget
+        existing = set(candidates) - kombo.unknown
+        assert existing <= set(lookup.found) | lookup.unchecked, (candidates, budget)
+        assert set(lookup.found) <= existing
+
+
 async def test_all_known_costs_one_call():
     kombo = CountingKombo(set())
     lookup = await fetch_by_ids(kombo, "i", ids(250))  # type: ignore[arg-type]
