@@ -379,9 +379,9 @@ class KomboClient:
         try:
             async with asyncio.timeout(timeout):
                 async with slot:
-                    response = await self._http.get(
-                        self._jobs_url, params=params, headers=headers, timeout=timeout
-                    )
+                    # The attempt's deadline is the `asyncio.timeout` above; per-phase
+                    # limits (connect, read, pool) stay the client's own.
+                    response = await self._http.get(self._jobs_url, params=params, headers=headers)
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise KomboTransportError(
                 f"Kombo did not answer in time ({type(exc).__name__})"

@@ -568,3 +568,14 @@ async def test_api_key_never_appears_in_errors(handler: Handler) -> None:
     for text in rendered:
         assert API_KEY not in text
     assert error.__cause__ is None
+
+
+async def test_the_clients_connect_timeout_holds_for_each_call():
+    """A call is bounded by its attempt deadline, but must not stretch the client's
+    connect limit to it: an unreachable Kombo fails in seconds, not after the deadline."""
+    seen = Recorder()
+    timeout = httpx.Timeout(30, connect=5, pool=30)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(seen), timeout=timeout) as http:
+        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY, request_timeout=12)
+        await client.list_jobs(INTEGRATION, JobQuery())
+    assert seen.only.extensions["timeout"]["connect"] == 5
