@@ -25,6 +25,7 @@ import copy
 import email.utils
 import math
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -286,7 +287,11 @@ class KomboClient:
         self._on_retry = on_retry
         #: Opens a tracing span around each attempt (the app passes OpenTelemetry's).
         self._span = span or (lambda integration, params: contextlib.nullcontext())
-        self._slots: dict[str, asyncio.Semaphore] = {}
+        #: One concurrency cap per integration, alive while a call holds or awaits it:
+        #: integrations a caller names come and go, and must not pile up.
+        self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
+            weakref.WeakValueDictionary()
+        )
 
     def with_key(self, api_key: str) -> KomboClient:
         """The same client (pool, concurrency caps, retries) calling with another key:

@@ -7,6 +7,7 @@ the request as it would leave the process and the answer as Kombo would send it.
 from __future__ import annotations
 
 import email.utils
+import gc
 import traceback
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -579,3 +580,12 @@ async def test_the_clients_connect_timeout_holds_for_each_call():
         client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY, request_timeout=12)
         await client.list_jobs(INTEGRATION, JobQuery())
     assert seen.only.extensions["timeout"]["connect"] == 5
+
+
+async def test_concurrency_caps_of_idle_integrations_are_not_kept():
+    async with httpx.AsyncClient(transport=httpx.MockTransport(Recorder())) as http:
+        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY)
+        for n in range(50):
+            await client.list_jobs(f"personio:{n}", JobQuery())
+        gc.collect()
+        assert len(client._slots) == 0
