@@ -196,3 +196,17 @@ def test_the_cases_reach_the_fast_path_and_its_fallback():
         ]
 
     asyncio.run(check())
+
+
+def test_a_role_that_is_no_string_is_left_out_not_an_internal_error():
+    job = copy.deepcopy(SOURCE_JOBS[0])
+    job["hiring_team"] = [{"id": "m1", "hiring_team_roles": ["RECRUITER", {"a": 1}, 3, None]}]
+    query = "{ jobs(first: 1) { nodes { hiringTeam { hiringTeamRoles hiringTeamRolesRaw } } } }"
+
+    async def check() -> None:
+        for result in await run_both(query, {}, [job]):
+            assert result.errors is None
+            member = result.data["jobs"]["nodes"][0]["hiringTeam"][0]
+            assert member == {"hiringTeamRoles": ["RECRUITER"], "hiringTeamRolesRaw": ["RECRUITER"]}
+
+    asyncio.run(check())

@@ -303,7 +303,8 @@ _HIRING_TEAM_ROLES = enum_values(HiringTeamRole)
 
 
 def _resolve_hiring_team_roles(root: Record) -> Any:
-    return [role for role in root.get("hiring_team_roles") or () if role in _HIRING_TEAM_ROLES]
+    roles = root.get("hiring_team_roles") or ()
+    return [role for role in roles if isinstance(role, str) and role in _HIRING_TEAM_ROLES]
 
 
 def _resolve_hiring_team_roles_raw(root: Record) -> list[str]:
