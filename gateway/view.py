@@ -109,11 +109,10 @@ class GraphQLView(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     def _wants_graphiql(self, request: Request) -> bool:
-        return (
-            self.graphql_ide is not None
-            and request.method == "GET"
-            and "text/html" in request.headers.get("accept", "")
-            and "query" not in request.query_params
+        """Strawberry's own rule for serving the IDE page, so admission and Strawberry
+        never disagree on which requests get it."""
+        return self.graphql_ide is not None and self.should_render_graphql_ide(
+            self.request_adapter_class(request)
         )
 
     async def _with_bounded_body(self, request: Request) -> Request:
