@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.cli import GRACEFUL_SHUTDOWN_SECONDS
+from gateway.cli import uvicorn_options
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.kombo import JOBS_PATH
 from gateway.metrics import GatewayMetrics
@@ -44,10 +44,10 @@ def create_proxy_app(settings: Settings) -> Starlette:
     """The proxy for `settings` (base URL, key and default integration of the gateway)."""
     metrics = GatewayMetrics()
     http = create_http_client(settings, metrics)
-    jobs_url = settings.base_url.rstrip("/") + JOBS_PATH
+    jobs_url = settings.base_url + JOBS_PATH
     headers = {
-        "Authorization": f"Bearer {settings.api_key or SANDBOX_API_KEY}",
-        "X-Integration-Id": settings.integration_id or SANDBOX_INTEGRATION_IDS[0],
+        "Authorization": f"Bearer {settings.api_key}",
+        "X-Integration-Id": str(settings.integration_id),
         "Accept": _JSON,
     }
 
@@ -103,10 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=max(1, min(args.workers, 64)),
-        log_level="info",
-        access_log=False,
-        timeout_keep_alive=round(Settings.from_env(os.environ).keepalive_timeout),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **uvicorn_options(Settings.from_env(os.environ)),
     )
     return 0
 

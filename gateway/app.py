@@ -27,7 +27,12 @@ from starlette.routing import Mount, Route
 
 from gateway.config import Settings
 from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
-from gateway.observability import ObservabilityMiddleware, configure_logging, enable_tracing
+from gateway.observability import (
+    GRAPHQL_PATH,
+    ObservabilityMiddleware,
+    configure_logging,
+    enable_tracing,
+)
 from gateway.schema import QueryLimits, build_schema
 from gateway.state import GatewayState, warn_if_open
 from gateway.view import GraphQLView
@@ -75,7 +80,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     app = Starlette(
         routes=[
             # Every method reaches the view, so even a PUT gets a coded JSON error.
-            Route("/graphql", view),
+            Route(GRAPHQL_PATH, view),
             Mount(ASSETS_URL_PREFIX, graphiql_assets_app()),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -83,7 +88,6 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         ],
         lifespan=lifespan,
     )
-    app.state.gateway = gateway
     # Outermost, so every answer (errors included) carries its request id and is counted.
     app.add_middleware(ObservabilityMiddleware, metrics=gateway.metrics)
     return app

@@ -176,11 +176,11 @@ class CachedKombo:
         when caching is off: a page that is kept, or shared with concurrent callers, is
         read whole, since its other readers may want any key."""
         params = query.page_params(page_size, cursor)
-        key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
         if not self._cache.enabled:
             return await self._client.get_jobs_page(
                 integration_id, params, deadline=self.deadline, keys=keys
             )
+        key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
 
         async def load() -> tuple[JobsPage, int]:
             page = await self._client.get_jobs_page(integration_id, params, deadline=self.deadline)

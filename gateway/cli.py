@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 
@@ -171,15 +172,23 @@ def _serve(host: str, port: int, workers: int) -> int:
             host=host,
             port=port,
             workers=workers,
-            log_level="info",
-            # Each request gets one JSON log line from `observability`; uvicorn's own
-            # access line would repeat it, unstructured, at a cost per request.
-            access_log=False,
-            timeout_keep_alive=max(1, round(settings.keepalive_timeout)),
-            # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            **uvicorn_options(settings),
         )
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What `serve` sets in uvicorn besides the app, address and workers (the bench's
+    proxy serves with the same, so the two stay comparable)."""
+    return {
+        "log_level": "info",
+        # Each request gets one JSON log line from `observability`; uvicorn's own access
+        # line would repeat it, unstructured, at a cost per request.
+        "access_log": False,
+        "timeout_keep_alive": round(settings.keepalive_timeout),
+        # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
+from gateway.ids import parse_job_id
 from gateway.loaders import Loaders
 
 INTEGRATION_HEADER = "X-Integration-Id"
@@ -61,6 +62,12 @@ class Context:
                 "or configure KOMBO_INTEGRATION_ID"
             )
         return self.integration_id
+
+    async def load_job(self, job_id: str) -> Any:
+        """The job a caller named (Kombo ID or Job global ID) through the request's batched
+        loader, or None when Kombo has no such job."""
+        kombo_id = parse_job_id(job_id)
+        return await self.loaders.jobs(self.require_integration()).load(kombo_id)
 
 
 def requested_integration(header_value: str | None) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from gateway.kombo import KomboAPIError, KomboError, KomboTransportError
+from gateway.kombo import KomboAPIError, KomboError
 
 logger = logging.getLogger("gateway.errors")
 
@@ -61,6 +61,8 @@ class GatewayError(Exception):
     """An error whose message is safe to show to the caller, with its contract code."""
 
     code: Code = Code.INTERNAL_SERVER_ERROR
+    #: The HTTP status when this error refuses a whole request; None: the code's usual one.
+    http_status: int | None = None
 
     def extensions(self) -> dict[str, Any]:
         return {"code": str(self.code)}
@@ -107,7 +109,7 @@ _GENERIC_KOMBO_CODES = frozenset({"PLATFORM.UNKNOWN_ERROR"})
 
 def upstream_code(error: KomboError) -> Code:
     """The contract code for a failed Kombo call."""
-    if isinstance(error, KomboTransportError) or not isinstance(error, KomboAPIError):
+    if not isinstance(error, KomboAPIError):  # a transport failure
         return Code.UPSTREAM_UNAVAILABLE
     if error.code is not None and error.code not in _GENERIC_KOMBO_CODES:
         return _CODE_BY_KOMBO_CODE.get(error.code, Code.UPSTREAM_ERROR)

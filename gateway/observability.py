@@ -205,6 +205,8 @@ def configure_logging(level: str = "INFO") -> None:
 # --- the ASGI middleware ------------------------------------------------------------
 
 REQUEST_LOGGER = "gateway.requests"
+#: Where the app serves GraphQL (requests there get the GraphQL request counters).
+GRAPHQL_PATH = "/graphql"
 
 
 class ObservabilityMiddleware:
@@ -221,13 +223,10 @@ class ObservabilityMiddleware:
         app: ASGIApp,
         *,
         metrics: GatewayMetrics,
-        graphql_path: str = "/graphql",
-        logger: logging.Logger | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.graphql_path = graphql_path
-        self.logger = logger or logging.getLogger(REQUEST_LOGGER)
+        self.logger = logging.getLogger(REQUEST_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -244,7 +243,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             current_request.reset(token)
-            if scope["path"] == self.graphql_path:
+            if scope["path"] == GRAPHQL_PATH:
                 self._observe(stats, scope["method"], exchange.status or 500)
 
     def _observe(self, stats: RequestStats, method: str, status: int) -> None:

@@ -32,7 +32,7 @@ from gateway.errors import BadUserInput
 from gateway.kombo import MAX_PAGE_SIZE, JobsPage
 
 DEFAULT_FIRST = 50
-MAX_FIRST = 250
+MAX_FIRST = MAX_PAGE_SIZE
 _VERSION = "1"
 
 #: Fetches one upstream page: (Kombo cursor or None, page size) -> page.

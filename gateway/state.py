@@ -36,10 +36,7 @@ def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.Asy
     httpx's API over aiohttp's pool and parser (`transport.py` says why and what it cost).
     It keeps no cookies.
     """
-    limits = httpx.Limits(
-        max_connections=settings.max_connections,
-        max_keepalive_connections=settings.max_connections,
-    )
+    limits = httpx.Limits(max_connections=settings.max_connections)
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout

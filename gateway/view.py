@@ -37,13 +37,11 @@ _STATUS_BY_CODE = {
     Code.UNAUTHENTICATED: 401,
     Code.FORBIDDEN: 403,
     Code.RATE_LIMITED: 429,
-    Code.BAD_USER_INPUT: 400,
 }
 
 
 class RequestTooLarge(GatewayError):
     code = Code.BAD_USER_INPUT
-    #: The HTTP status of the refusal, where the code's usual one does not fit.
     http_status = 413
 
 
@@ -100,7 +98,7 @@ class GraphQLView(GraphQL[Context, None]):
             response = await self.run(request)
         except GatewayError as exc:
             record_error_codes([str(exc.code)])
-            status = getattr(exc, "http_status", None) or _STATUS_BY_CODE.get(exc.code, 400)
+            status = exc.http_status or _STATUS_BY_CODE.get(exc.code, 400)
             response = error_response(str(exc), exc.code, status, exc.extensions())
         except HTTPException as exc:
             # Request-shape problems (bad JSON, no query, wrong method): still a coded error.

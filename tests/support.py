@@ -16,12 +16,6 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class LiveServer:
     """Serves an ASGI app with uvicorn on a background thread, on a free loopback port.
 

@@ -18,9 +18,9 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
+from gateway.cli import free_port
 from gateway.config import SANDBOX_API_KEY
 from gateway.graphiql import assets_available
-from tests.support import free_port
 
 
 class AssetLinks(HTMLParser):

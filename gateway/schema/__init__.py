@@ -17,7 +17,6 @@ from graphql import (
     GraphQLError,
     GraphQLObjectType,
     GraphQLSchema,
-    GraphQLSyntaxError,
     print_schema,
     specified_directives,
 )
@@ -27,8 +26,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.errors import BadUserInput, Code, Phase, code_error
-from gateway.observability import record_error_codes
+from gateway.errors import BadUserInput
 from gateway.schema.operation import OperationExtension, PreparedDocuments
 from gateway.schema.projection import ProjectingExecutionContext
 from gateway.schema.query import Query
@@ -42,7 +40,7 @@ def _read_key(source: Any, name: str) -> object:
     return source.get(name)
 
 
-def _config(max_batch: int = 1) -> StrawberryConfig:
+def _config(max_batch: int) -> StrawberryConfig:
     """Dict-reading default resolver, our scalars, and batching when more than one
     operation per HTTP request is allowed."""
     return StrawberryConfig(
@@ -62,9 +60,7 @@ class GatewaySchema(strawberry.federation.Schema):
     """Strawberry's federation schema, minus its logging of every error.
 
     Strawberry logs each error with its traceback, including a caller's bad cursor
-    or Kombo's 404; `OperationExtension` logs only the unexpected ones instead. Errors that
-    never pass `OperationExtension` (a parse error raised by the parser cache surfaces after
-    the operation hooks) get their code here.
+    or Kombo's 404; `OperationExtension` logs only the unexpected ones instead.
     """
 
     # The annotations are the field's GraphQL types: Strawberry reads them from here.
@@ -79,17 +75,7 @@ class GatewaySchema(strawberry.federation.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Strawberry calls this before `OperationExtension` sees execution errors (which it then
-        # codes and records), and after it for a cached parse's syntax error (recorded here).
-        unseen = [
-            error
-            for error in errors
-            if isinstance(error, GraphQLSyntaxError) and "code" not in (error.extensions or {})
-        ]
-        for error in unseen:
-            code_error(error, Phase.PARSE)
-        if unseen:
-            record_error_codes(str(Code.GRAPHQL_PARSE_FAILED) for _ in unseen)
+        """Nothing: `OperationExtension` codes every error and logs the unexpected ones."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,9 +118,7 @@ def enum_values(enum_type: type[enum.Enum]) -> frozenset[str]:
     return frozenset(member.value for member in enum_type)
 
 
-def enum_field(
-    key: str, enum_type: type[enum.Enum], *, deprecation_reason: str | None = None
-) -> Any:
+def enum_field(key: str, enum_type: type[enum.Enum]) -> Any:
     """A field reading Kombo's `key` as `enum_type`: null when Kombo sent a value we don't know.
 
     It returns Kombo's string itself, which graphql-core serializes by value: no enum
@@ -134,7 +132,6 @@ def enum_field(
 
     return strawberry.field(
         resolver=resolve,
-        deprecation_reason=deprecation_reason,
         metadata={PROJECTION: ("enum", key, allowed)},
     )
 

@@ -101,9 +101,14 @@ class OperationExtension(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            # A syntax error propagates from here; Strawberry reports it, and the schema's
-            # `process_errors` codes it (this hook does not resume after a raise).
-            context.graphql_document = self._documents.document(context.query)
+            try:
+                context.graphql_document = self._documents.document(context.query)
+            except GraphQLError as error:
+                # Strawberry reports a syntax error straight from here: no later hook of
+                # this extension runs for it, so it is coded now.
+                code_error(error, Phase.PARSE)
+                record_error_codes([str((error.extensions or {}).get("code"))])
+                raise
         yield
 
     def on_validate(self) -> Iterator[None]:

@@ -25,6 +25,7 @@ agree on generated queries and data.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -127,6 +128,8 @@ class _ProjectorCache:
     ) -> Projector | None:
         entry = self._entries.get(key)
         if entry is not None:
+            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
+                self._entries.move_to_end(key)
             return entry[0]
         projector = compile_()
         with self._lock:

@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 
 from gateway.context import Context
-from gateway.ids import parse_job_id, parse_job_ids
+from gateway.ids import parse_job_ids
 from gateway.kombo import JobsPage
 from gateway.pagination import (
     cursor_binding,
@@ -79,18 +79,14 @@ class Query:
         "null when not found.",
     )
     async def job(self, info: Info, id: strawberry.ID) -> Any:
-        kombo_id = parse_job_id(id)
-        integration = info.context.require_integration()
-        return await info.context.loaders.jobs(integration).load(kombo_id)
+        return await info.context.load_job(id)
 
     @strawberry.field(
         graphql_type=Node | None,
         description="The object with this global ID (Jobs; a Kombo job ID works too).",
     )
     async def node(self, info: Info, id: strawberry.ID) -> Any:
-        kombo_id = parse_job_id(id)
-        integration = info.context.require_integration()
-        return await info.context.loaders.jobs(integration).load(kombo_id)
+        return await info.context.load_job(id)
 
     @strawberry.field(
         graphql_type=list[Node | None],

@@ -15,8 +15,7 @@ from typing import Annotated, Any
 import strawberry
 
 from gateway.context import Context
-from gateway.errors import BadUserInput
-from gateway.ids import JOB_TYPE, global_id, parse_job_id
+from gateway.ids import JOB_TYPE, global_id
 from gateway.schema.enums import (
     EmploymentType,
     HiringTeamRole,
@@ -65,15 +64,13 @@ def kombo_id_field() -> Any:
     )
 
 
-def list_field(key: str, *, description: str | None = None) -> Any:
+def list_field(key: str) -> Any:
     """A non-null list field: Kombo's list, or an empty one when the key is missing or null."""
 
     def resolve(root: Record) -> Any:
         return root.get(key) or []
 
-    return strawberry.field(
-        resolver=resolve, description=description, metadata={PROJECTION: ("list", key)}
-    )
+    return strawberry.field(resolver=resolve, metadata={PROJECTION: ("list", key)})
 
 
 @strawberry.interface(description="An object with a global ID, fetchable with `node(id:)`.")
@@ -410,16 +407,11 @@ class Job(Node):
         """Federation `_entities`: a Job by either key, through the request's batched loader.
 
         Strawberry passes the representation raw, in GraphQL names (`komboId`), with
-        `id` still the global ID string.
+        `id` still the global ID string; `GatewaySchema.entities_resolver` has checked
+        that one of them is a string.
         """
-        if "komboId" in representation:
-            kombo_id = parse_job_id(str(representation["komboId"]))
-        elif "id" in representation:
-            kombo_id = parse_job_id(str(representation["id"]))
-        else:
-            raise BadUserInput("a Job representation needs `id` or `komboId`")
-        integration = info.context.require_integration()
-        job: Record | None = await info.context.loaders.jobs(integration).load(kombo_id)
+        key = "komboId" if "komboId" in representation else "id"
+        job: Record | None = await info.context.load_job(representation[key])
         return job
 
 
