@@ -179,18 +179,18 @@ class JobLoader(DataLoader[str, "Job | None"]):
         *,
         max_calls: int = DEFAULT_ISOLATION_CALLS,
     ) -> None:
-        super().__init__()
+        #: The loader's own memo of this request (it forgets the keys of a failed batch).
+        self._memo: dict[str, Any] = {}
+        super().__init__(cache_map=self._memo)
         self._kombo = kombo
         self._integration_id = integration_id
         self._metrics = metrics
         self._max_calls = max_calls
-        self._seen: set[str] = set()
 
     def load(self, key: str) -> Any:
         self._metrics.lookups.inc()
-        if key in self._seen:  # answered by the loader's memo of this request
+        if key in self._memo:  # answered by the loader's memo of this request
             self._metrics.lookups_coalesced.inc()
-        self._seen.add(key)
         return super().load(key)
 
     # aiodataloader fails the loads of keys whose result is an Exception; its types

@@ -116,3 +116,23 @@ async def test_loader_batches_in_order_with_duplicates_and_at_most_250_per_call(
     assert all(len(call) <= 250 for call in kombo.calls)
     # The first 250 distinct IDs go out together, in request order, each once.
     assert kombo.calls[0] == tuple(ids(250))
+
+
+async def test_a_look_up_retried_after_a_failed_batch_is_not_counted_as_coalesced():
+    class FailingOnce(CountingKombo):
+        async def list_jobs(self, integration_id: str, query: JobQuery, *, page_size: int) -> Any:
+            if not self.calls:
+                self.calls.append(query.ids or ())
+                raise KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE")
+            return await super().list_jobs(integration_id, query, page_size=page_size)
+
+    kombo = FailingOnce(set())
+    metrics = GatewayMetrics()
+    cached = CachedKombo(kombo, UpstreamCache(0), fingerprint="f")  # type: ignore[arg-type]
+    loader = JobLoader(cached, "i", metrics)
+    with pytest.raises(KomboAPIError):
+        await loader.load("a" * 24)
+    assert (await loader.load("a" * 24))["id"] == "a" * 24  # a real second call
+    assert (await loader.load("a" * 24))["id"] == "a" * 24  # this one is memoized
+    assert len(kombo.calls) == 2
+    assert metrics.registry.get_sample_value("gateway_lookups_coalesced_total") == 1
