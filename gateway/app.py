@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         max_tokens=settings.max_tokens,
         introspection=settings.introspection,
         max_batch=settings.max_batch,
+        max_fields=settings.max_fields,
     )
     view = GraphQLView(build_schema(limits), gateway)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from gateway.budget import CallBudget
 from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
 from gateway.metrics import GatewayMetrics
 from gateway.observability import count
@@ -155,6 +156,7 @@ class CachedKombo:
         fingerprint: str,
         refresh: bool = False,
         deadline: float | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self._client = client
         self._cache = cache
@@ -162,6 +164,8 @@ class CachedKombo:
         self.refresh = refresh
         #: When the request stops waiting for Kombo (`time.monotonic()`), retries included.
         self.deadline = deadline
+        #: The request's Kombo calls (None: unbounded); cache hits and joined calls are free.
+        self._spend = budget.spend if budget is not None else None
 
     async def list_jobs(
         self,
@@ -178,12 +182,18 @@ class CachedKombo:
         params = query.page_params(page_size, cursor)
         if not self._cache.enabled:
             return await self._client.get_jobs_page(
-                integration_id, params, deadline=self.deadline, keys=keys
+                integration_id,
+                params,
+                deadline=self.deadline,
+                keys=keys,
+                before_attempt=self._spend,
             )
         key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
 
         async def load() -> tuple[JobsPage, int]:
-            page = await self._client.get_jobs_page(integration_id, params, deadline=self.deadline)
+            page = await self._client.get_jobs_page(
+                integration_id, params, deadline=self.deadline, before_attempt=self._spend
+            )
             self._prime(integration_id, page)
             return page, page["byte_size"]
 

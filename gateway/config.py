@@ -13,6 +13,7 @@ sandbox reads its well-known credentials from here without knowing the client.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -100,6 +101,24 @@ class Settings:
     max_ids: int = 1_000
     #: Upstream calls one batch of IDs may spend finding unknown IDs (Kombo 404s a batch).
     isolation_calls: int = 100
+    #: Fields one operation may select after fragment expansion (aliases, introspection
+    #: and every expansion of a fragment counted).
+    max_fields: int = 2_000
+    #: Kombo calls one HTTP request may cause: every operation of a batch, every alias,
+    #: page walks, isolation of unknown IDs and retries together.
+    max_upstream_calls: int = 100
+    #: Bytes of one Kombo answer read at most, as received and after decompression.
+    max_response_bytes: int = 16 * 1024 * 1024
+    #: Seconds a client may take to send its request headers (from connecting, or from
+    #: starting its next request on a kept-alive connection), then its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    #: Proxies whose `X-Forwarded-For` names the client (addresses or networks); empty:
+    #: the client is the connection's peer, and `X-Forwarded-For` is ignored.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    #: Keys cursor checksums. None: derived from the Kombo key, so every replica with
+    #: the same key accepts the others' cursors with nothing more to configure.
+    cursor_secret: str | None = None
     introspection: bool = True
     graphiql: bool = True
     log_level: str = "INFO"
@@ -133,6 +152,16 @@ class Settings:
                 f"KOMBO_BASE_URL={base_url!r} must be an absolute http(s) URL, "
                 "e.g. https://api.kombo.dev/v1"
             )
+        if (
+            parsed.scheme == "http"
+            and not _is_loopback(parsed.hostname)
+            and not _flag(environ, "KOMBO_ALLOW_PLAIN_HTTP", False)
+        ):
+            raise ConfigError(
+                f"KOMBO_BASE_URL={base_url!r} is plain HTTP to another machine: the Kombo key "
+                "would travel in clear text. Use https, or set KOMBO_ALLOW_PLAIN_HTTP=true "
+                "if the network between them is yours"
+            )
         return cls(
             api_key=api_key,
             base_url=base_url.rstrip("/"),
@@ -160,6 +189,15 @@ class Settings:
             max_batch=int(_number(environ, "GATEWAY_MAX_BATCH", 10, minimum=1)),
             max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
             isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
+            max_fields=int(_number(environ, "GATEWAY_MAX_FIELDS", 2_000, minimum=1)),
+            max_upstream_calls=int(_number(environ, "GATEWAY_MAX_UPSTREAM_CALLS", 100, minimum=1)),
+            max_response_bytes=int(
+                _number(environ, "KOMBO_MAX_RESPONSE_BYTES", 16 << 20, minimum=64 * 1024)
+            ),
+            header_timeout=_number(environ, "GATEWAY_HEADER_TIMEOUT", 10.0, minimum=0.1),
+            body_timeout=_number(environ, "GATEWAY_BODY_TIMEOUT", 30.0, minimum=0.1),
+            trusted_proxies=_networks(environ, "GATEWAY_TRUSTED_PROXIES"),
+            cursor_secret=_optional(environ, "GATEWAY_CURSOR_SECRET"),
             introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
             graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
             tracing=_flag(environ, "GATEWAY_TRACING", False),
@@ -210,6 +248,33 @@ def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[
     return raw
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _networks(
+    environ: Mapping[str, str], name: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of addresses or networks (`10.0.0.0/8, 127.0.0.1`)."""
+    raw = _optional(environ, name)
+    if raw is None:
+        return ()
+    networks = []
+    for item in raw.split(","):
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {item.strip()!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
 def _tokens(environ: Mapping[str, str]) -> tuple[TokenSpec, ...]:
     """Tokens from GATEWAY_TOKENS (JSON) or the JSON file GATEWAY_TOKENS_FILE names.
 
@@ -229,18 +294,27 @@ def _tokens(environ: Mapping[str, str]) -> tuple[TokenSpec, ...]:
             raise ConfigError(
                 f"GATEWAY_TOKENS_FILE={path!r} cannot be read: {exc.strerror}"
             ) from None
-    if not inline:
+    if inline is None:
         return ()
+    # Configured but empty (an empty file, `[]`): refused, never an open gateway. Someone
+    # meant to require tokens; serving everyone instead would be the worst reading.
+    if not inline.strip():
+        raise ConfigError(f"{name} is empty: list at least one token (or unset it)")
     try:
         entries = json.loads(inline)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{name} is not valid JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(entries, list):
         raise ConfigError(f"{name} must be a JSON list of token entries")
+    if not entries:
+        raise ConfigError(f"{name} lists no tokens: list at least one token (or unset it)")
     specs = tuple(_token(name, index, entry) for index, entry in enumerate(entries))
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{name}: token names must be unique")
+    digests = [spec.sha256 for spec in specs]
+    if len(set(digests)) != len(digests):
+        raise ConfigError(f"{name}: two entries have the same sha256 (one token, two names)")
     return specs
 
 

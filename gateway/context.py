@@ -21,6 +21,7 @@ from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
 from gateway.ids import parse_job_id
 from gateway.loaders import Loaders
+from gateway.metrics import GatewayMetrics
 
 INTEGRATION_HEADER = "X-Integration-Id"
 # Kombo integration IDs look like `personio:CBNMt7dSNCzBdnRTx87dev4E`.
@@ -42,6 +43,11 @@ class Context:
     integration_problem: str | None = None
     #: Most IDs one `nodes` call or one `JobFilter` list may carry.
     max_ids: int = 1_000
+    #: Keys the cursors this request issues and accepts (`gateway.pagination.cursor_key`).
+    cursor_key: bytes = b""
+    #: The app's metrics, for what the schema's executor counts (fast-path fallbacks);
+    #: None: nothing is counted.
+    metrics: GatewayMetrics | None = None
 
     def check_id_count(self, count: int, argument: str) -> None:
         """Raises BadUserInput when a list argument carries more IDs than allowed."""

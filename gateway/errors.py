@@ -5,9 +5,12 @@
     ├── Unauthenticated               UNAUTHENTICATED
     ├── Forbidden                     FORBIDDEN
     ├── RateLimited                   RATE_LIMITED: the gateway's own per-caller limit
+    ├── UpstreamDataError             UPSTREAM_ERROR: one value Kombo sent has the wrong type
     └── UpstreamFailure               wraps a kombo.KomboError, see `upstream_code`:
                                       UNAUTHENTICATED | FORBIDDEN | RATE_LIMITED |
                                       UPSTREAM_UNAVAILABLE | UPSTREAM_ERROR
+                                      (KomboRequestTooLong: BAD_USER_INPUT)
+    budget.CallBudgetSpent            BAD_USER_INPUT: the request's Kombo calls are spent
 
     graphql-core phases (no Python class of ours):
         syntax error            GRAPHQL_PARSE_FAILED
@@ -28,7 +31,8 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from gateway.kombo import KomboAPIError, KomboError
+from gateway.budget import CallBudgetSpent
+from gateway.kombo import KomboAPIError, KomboBadAnswer, KomboError, KomboRequestTooLong
 
 logger = logging.getLogger("gateway.errors")
 
@@ -80,6 +84,13 @@ class Forbidden(GatewayError):
     code = Code.FORBIDDEN
 
 
+class UpstreamDataError(GatewayError):
+    """A value Kombo sent is not of the type Kombo documents for its field: the field is
+    null with this error, the rest of the answer stands."""
+
+    code = Code.UPSTREAM_ERROR
+
+
 class RateLimited(GatewayError):
     """The caller exceeded the gateway's own request rate limit."""
 
@@ -109,6 +120,10 @@ _GENERIC_KOMBO_CODES = frozenset({"PLATFORM.UNKNOWN_ERROR"})
 
 def upstream_code(error: KomboError) -> Code:
     """The contract code for a failed Kombo call."""
+    if isinstance(error, KomboRequestTooLong):
+        return Code.BAD_USER_INPUT
+    if isinstance(error, KomboBadAnswer):
+        return Code.UPSTREAM_ERROR
     if not isinstance(error, KomboAPIError):  # a transport failure
         return Code.UPSTREAM_UNAVAILABLE
     if error.code is not None and error.code not in _GENERIC_KOMBO_CODES:
@@ -157,6 +172,10 @@ _UPSTREAM_MESSAGES = {
 
 
 def _upstream_message(code: Code, error: KomboError) -> str:
+    if isinstance(error, KomboRequestTooLong):
+        return f"The filter is too long for Kombo: {error}"
+    if isinstance(error, KomboBadAnswer):
+        return f"Kombo sent an answer the gateway cannot use: {error}"
     if isinstance(error, KomboAPIError):
         detail = error.message or error.title or f"HTTP {error.status}"
         return f"{_UPSTREAM_MESSAGES.get(code, 'Kombo returned an error')}: {detail}"
@@ -166,6 +185,9 @@ def _upstream_message(code: Code, error: KomboError) -> str:
 def code_error(error: GraphQLError, phase: Phase) -> None:
     """Give `error` its contract code (and mask it if it is a bug), in place."""
     original = _root_cause(error)
+    if isinstance(original, CallBudgetSpent):
+        original = BadUserInput(str(original))
+        error.message = str(original)
     if isinstance(original, KomboError):
         original = UpstreamFailure(original)
         error.message = str(original)

@@ -11,7 +11,10 @@ Errors (this module knows nothing of GraphQL; `gateway.errors` maps these to con
 
     KomboError                  any failure of a Kombo call
     ├── KomboAPIError           Kombo answered with a non-200 status (envelope fields kept)
-    └── KomboTransportError     no usable answer: timeout, connection failure, unreadable body
+    ├── KomboTransportError     no usable answer: timeout, connection failure, unreadable body
+    ├── KomboBadAnswer          an answer that is not what Kombo documents (not retried)
+    │   └── KomboAnswerTooLarge     larger than `KOMBO_MAX_RESPONSE_BYTES`
+    └── KomboRequestTooLong     the call's URL would pass what servers accept (not sent)
 
 The caller owns the `httpx.AsyncClient` (one per process, pooled); the client only
 borrows it, so tests can hand in a client whose transport talks to the sandbox.
@@ -25,6 +28,7 @@ import copy
 import email.utils
 import math
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -38,10 +42,17 @@ import msgspec
 import orjson
 
 from gateway.retry import DeadlineExceeded, RetryPolicy
+from gateway.transport import ResponseTooLarge
 
 JOBS_PATH = "/ats/jobs"
 #: Kombo's page size limit for `GET /ats/jobs`.
 MAX_PAGE_SIZE = 250
+#: The longest query string a call may carry. Kombo's own limit is not documented; 8 KiB
+#: is the common default of HTTP servers and proxies for a request line.
+MAX_QUERY_BYTES = 8 * 1024
+#: The longest `next` cursor taken from Kombo (its cursors are short base64 strings;
+#: a longer one would make every cursor we issue, and every follow-up URL, that long).
+MAX_CURSOR_LENGTH = 2048
 
 
 class JobsPage(TypedDict):
@@ -100,7 +111,21 @@ class KomboAPIError(KomboError):
 
 
 class KomboTransportError(KomboError):
-    """No usable answer from Kombo: timeout, connection failure or a body that is not JSON."""
+    """No usable answer from Kombo: timeout, connection failure, a body cut short."""
+
+
+class KomboBadAnswer(KomboError):
+    """Kombo answered, but not in the shape it documents (a page that is not a jobs page,
+    a job without a string `id`). Not retried: asking again gets the same answer."""
+
+
+class KomboAnswerTooLarge(KomboBadAnswer):
+    """The answer passed the byte cap, as received or after decompression; reading stopped
+    there, and nothing of it is used."""
+
+
+class KomboRequestTooLong(KomboError):
+    """The call was not sent: its query string would be longer than `MAX_QUERY_BYTES`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,27 +184,40 @@ def parse_jobs_page(content: bytes, keys: frozenset[str] | None = None) -> JobsP
     is not an object, no `results`) is read in full, exactly as without `keys`.
 
     Raises:
-        ValueError: the body is not a jobs page.
+        ValueError: the body is not a jobs page as Kombo documents it: not JSON, no `data`
+            object, `results` not a list, `next` neither a string nor null (nor too long),
+            or a job that is not an object with a string `id`.
     """
+    data: Any = None
     if keys is not None:
         try:
             data = _page_decoder(keys | _ALWAYS_KEPT).decode(content)["data"]
-            return {
-                "next": data.get("next") or None,
-                "results": data["results"],
-                "byte_size": len(content),
-            }
         except (msgspec.DecodeError, KeyError):
-            pass  # read in full below: same result, or the same error
-    try:
-        data = orjson.loads(content)["data"]
-        return {
-            "next": data.get("next") or None,
-            "results": list(data["results"]),
-            "byte_size": len(content),
-        }
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError("not a jobs page") from exc
+            data = None  # read in full below: same result, or the same error
+    if data is None:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError("the body is not JSON") from exc
+        data = body.get("data") if isinstance(body, dict) else None
+    return _checked_page(data, len(content))
+
+
+def _checked_page(data: Any, byte_size: int) -> JobsPage:
+    """`data` as a `JobsPage`, once its shape is what Kombo documents. Raises ValueError."""
+    if not isinstance(data, dict):
+        raise ValueError("`data` is not an object")
+    results, next_cursor = data.get("results"), data.get("next") or None
+    if not isinstance(results, list):
+        raise ValueError("`data.results` is not a list")
+    if next_cursor is not None and (
+        not isinstance(next_cursor, str) or len(next_cursor) > MAX_CURSOR_LENGTH
+    ):
+        raise ValueError(f"`data.next` is not a cursor of at most {MAX_CURSOR_LENGTH} characters")
+    for record in results:
+        if type(record) is not dict or type(record.get("id")) is not str:
+            raise ValueError("a job in `data.results` is not an object with a string `id`")
+    return {"next": next_cursor, "results": results, "byte_size": byte_size}
 
 
 _ALWAYS_KEPT = frozenset({"id"})
@@ -314,6 +352,8 @@ class KomboClient:
                 headers={"Authorization": self._auth, "Accept": "application/json"},
                 timeout=timeout,
             )
+        except ResponseTooLarge:
+            raise KomboAnswerTooLarge("Kombo's answer was larger than allowed") from None
         except httpx.RequestError as exc:
             raise KomboTransportError(f"could not reach Kombo ({type(exc).__name__})") from None
         if response.status_code != 200:
@@ -341,6 +381,19 @@ class KomboClient:
         params = query.page_params(page_size, cursor)
         return await self.get_jobs_page(integration_id, params, keys=keys)
 
+    @staticmethod
+    def check_query_length(params: Mapping[str, str]) -> None:
+        """Raises KomboRequestTooLong when these parameters make too long a query string."""
+        # Percent-encoding at most triples a value: most calls need no encoding to know.
+        if sum(len(key) + len(value) + 2 for key, value in params.items()) * 3 <= MAX_QUERY_BYTES:
+            return
+        length = query_string_length(params)
+        if length > MAX_QUERY_BYTES:
+            raise KomboRequestTooLong(
+                f"the filter makes a Kombo URL with a {length}-byte query string; "
+                f"at most {MAX_QUERY_BYTES} bytes are sent"
+            )
+
     async def get_jobs_page(
         self,
         integration_id: str,
@@ -348,14 +401,24 @@ class KomboClient:
         *,
         deadline: float | None = None,
         keys: frozenset[str] | None = None,
+        before_attempt: Callable[[], None] | None = None,
     ) -> JobsPage:
         """Fetch one page with already-encoded parameters (see `JobQuery.page_params`),
         retrying until `deadline` (a `time.monotonic()` instant; default: the client's
-        request timeout from now). `keys`: see `parse_jobs_page`."""
+        request timeout from now). `keys`: see `parse_jobs_page`. `before_attempt` runs
+        before each attempt, retries included; what it raises ends the call (a caller's
+        budget of calls).
+
+        Raises:
+            KomboRequestTooLong: the parameters are too long to send; nothing was sent.
+        """
+        self.check_query_length(params)
         if deadline is None:
             deadline = self._retry.clock() + self._request_timeout
 
         async def attempt(timeout: float) -> JobsPage:
+            if before_attempt is not None:
+                before_attempt()
             with self._span(integration_id, params):
                 return await self._get_once(integration_id, params, timeout, keys)
 
@@ -391,6 +454,12 @@ class KomboClient:
             raise KomboTransportError(
                 f"Kombo did not answer in time ({type(exc).__name__})"
             ) from None
+        except ResponseTooLarge:
+            raise KomboAnswerTooLarge("Kombo's answer was larger than allowed") from None
+        except httpx.DecodingError:
+            # The body as sent cannot be decoded (corrupt gzip, a coding we did not ask
+            # for): asking again gets the same body. A body cut short is a ReadError.
+            raise KomboBadAnswer("Kombo's answer could not be decoded") from None
         except httpx.RequestError as exc:
             # Connection failures (also a pooled keep-alive connection Kombo closed just
             # before reuse), and bodies that fail to decode (e.g. corrupt gzip).
@@ -401,20 +470,37 @@ class KomboClient:
             raise _redacted(api_error_from_response(response), self._api_key)
         try:
             return parse_jobs_page(response.content, keys)
-        except ValueError:
-            raise KomboTransportError(
-                "Kombo answered 200 with a body that is not a jobs page"
+        except ValueError as exc:
+            raise KomboBadAnswer(
+                f"Kombo answered 200 with a body that is not a jobs page: {exc}"
             ) from None
 
 
+def query_string_length(params: Mapping[str, str]) -> int:
+    """Bytes of the query string these parameters encode to (as httpx encodes them)."""
+    return len(urllib.parse.urlencode(params, quote_via=urllib.parse.quote))
+
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` with `secret` (as is, or percent-encoded) replaced."""
+    if not secret:
+        return text
+    for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+        text = text.replace(form, REDACTED)
+    return text
+
+
 def _redacted(error: KomboAPIError, secret: str) -> KomboAPIError:
-    """Defence in depth: should Kombo ever echo the key in an error, it goes no further."""
-    for name in ("title", "message"):
+    """Every string Kombo sent back, and the error's own text, without the key: should
+    Kombo ever echo it (in a message, a code, a log URL), it goes no further."""
+    for name in ("code", "title", "message", "log_url"):
         value = getattr(error, name)
-        if value and secret in value:
-            setattr(error, name, value.replace(secret, "[redacted]"))
-    if secret in error.args[0]:
-        error.args = (error.args[0].replace(secret, "[redacted]"),)
+        if value:
+            setattr(error, name, redact(value, secret))
+    error.args = (redact(str(error.args[0]), secret),)
     return error
 
 
@@ -477,6 +563,14 @@ def _http_date(value: str) -> float | None:
         return None
 
 
+#: The most characters of one envelope field passed on (a hostile or broken answer may
+#: carry megabytes in `message`; callers and logs get the start of it).
+MAX_ENVELOPE_FIELD = 1_000
+
+
 def _str_or_none(value: object) -> str | None:
-    """A string field of the envelope; an empty string counts as missing."""
-    return value if isinstance(value, str) and value else None
+    """A string field of the envelope, cut to `MAX_ENVELOPE_FIELD` characters; an empty
+    string counts as missing."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if len(value) <= MAX_ENVELOPE_FIELD else value[:MAX_ENVELOPE_FIELD] + "…"

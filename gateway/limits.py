@@ -4,6 +4,7 @@ Usage::
 
     limiter = RateLimiter(rate=50, burst=100)
     wait = limiter.acquire("token:web")      # None: go ahead; else seconds until allowed
+    wait = limiter.acquire("key:ab12", "addr:10.0.0.7", cost=3)   # every bucket pays, or none
 
 Buckets of callers not seen for a while are dropped (a bounded TTL cache), so a flood
 of distinct client addresses cannot grow memory without bound.
@@ -40,19 +41,31 @@ class RateLimiter:
         idle = burst / rate if rate > 0 else 1.0
         self._buckets: TTLCache[str, _Bucket] = TTLCache(_MAX_CALLERS, ttl=idle, timer=clock)
 
-    def acquire(self, caller: str) -> float | None:
-        """Take one request from `caller`'s bucket; the seconds to wait if it is empty."""
+    def acquire(self, *callers: str, cost: int = 1) -> float | None:
+        """Take `cost` requests from each caller's bucket, or from none of them when one
+        is short; None when taken, else the seconds until every bucket could pay.
+
+        Several callers: one request answers to several identities (a Kombo key a
+        caller made up, and the address it came from), and each must stay within its
+        rate, so rotating one identity does not escape the other.
+        """
         if self.rate <= 0:
             return None
+        cost = min(cost, self.burst)  # more than a full bucket holds could never be paid
         now = self._clock()
-        bucket = self._buckets.get(caller)
-        if bucket is None:
-            bucket = _Bucket(float(self.burst), now)
-        else:
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-        self._buckets[caller] = bucket
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return None
-        return (1 - bucket.tokens) / self.rate
+        buckets = []
+        for caller in callers:
+            bucket = self._buckets.get(caller)
+            if bucket is None:
+                bucket = _Bucket(float(self.burst), now)
+            else:
+                bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+                bucket.updated = now
+            self._buckets[caller] = bucket
+            buckets.append(bucket)
+        short = max((cost - bucket.tokens for bucket in buckets), default=0.0)
+        if short > 0:
+            return short / self.rate
+        for bucket in buckets:
+            bucket.tokens -= cost
+        return None

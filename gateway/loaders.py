@@ -24,6 +24,7 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
+from gateway.budget import CallBudgetSpent
 from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
 from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError, record_id
@@ -46,6 +47,8 @@ class Lookup:
 
     found: dict[str, Job] = field(default_factory=dict)
     unchecked: set[str] = field(default_factory=set)
+    #: Why IDs were left unchecked when the request's own call budget ran out.
+    budget_spent: CallBudgetSpent | None = None
 
 
 async def fetch_by_ids(
@@ -82,7 +85,7 @@ async def fetch_by_ids(
             searches += 1
     except _BudgetSpent:
         pass
-    return Lookup(search.found, set(search.unchecked))
+    return Lookup(search.found, set(search.unchecked), search.budget_spent)
 
 
 class _BudgetSpent(Exception):
@@ -98,6 +101,7 @@ class _Isolation:
         self._calls_left = max_calls
         self.found: dict[str, Job] = {}
         self.unchecked: list[str] = []
+        self.budget_spent: CallBudgetSpent | None = None
 
     async def fetch(self, ids: Sequence[str]) -> bool:
         """Fetch `ids` into `found`; False when Kombo answered 404 (some ID is unknown)."""
@@ -114,6 +118,11 @@ class _Isolation:
             if error.status == 404:
                 return False
             raise
+        except CallBudgetSpent as error:
+            # The request's budget, not this batch's: the same outcome, its own reason.
+            self.budget_spent = error
+            self.unchecked.extend(i for i in ids if i not in self.found)
+            raise _BudgetSpent from None
         for job in page["results"]:
             kombo_id = record_id(job)
             if kombo_id is not None:
@@ -216,10 +225,14 @@ class JobLoader(DataLoader[str, "Job | None"]):
             unchecked = lookup.unchecked
         if not unchecked:
             return [found.get(key) for key in keys]
-        refusal = TooManyUnknownIds(
-            f"Too many unknown job IDs in one request: {len(unchecked)} were left unchecked "
-            "(Kombo answers 404 for a whole batch, so each unknown ID costs extra calls)"
-        )
+        if lookup.budget_spent is not None:
+            refusal = TooManyUnknownIds(str(lookup.budget_spent))
+        else:
+            refusal = TooManyUnknownIds(
+                f"Too many unknown job IDs in one request: {len(unchecked)} were left "
+                "unchecked (Kombo answers 404 for a whole batch, so each unknown ID costs "
+                "extra calls; GATEWAY_MAX_ISOLATION_CALLS)"
+            )
         return [refusal if key in unchecked else found.get(key) for key in keys]
 
 

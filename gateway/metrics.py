@@ -95,6 +95,19 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        # The compiled fast path (`gateway.schema.projection`): objects completed the
+        # standard way instead. On good data both stay at zero.
+        self.fastpath_fallbacks = Counter(
+            "gateway_fastpath_fallbacks",
+            "Objects the compiled fast path handed to graphql-core's standard completion: "
+            "reason not_compiled (no projector could be compiled for the selection) or "
+            "raised (the projector refused the object, e.g. bad data from Kombo).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("not_compiled", "raised"):
+            self.fastpath_fallbacks.labels(reason=reason)  # listed at 0 from the start
+
     def on_retry(self, error: BaseException) -> None:
         """Retry hook for the Kombo client."""
         code = getattr(error, "code", None)

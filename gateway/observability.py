@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TextIO, get_args
 
 import httpx
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import GatewayMetrics
@@ -234,17 +235,22 @@ class ObservabilityMiddleware:
             return
         stats = RequestStats(request_id=request_id_from(_header(scope, _REQUEST_ID_HEADER_KEY)))
         token = current_request.set(stats)
-        exchange = _Exchange(send, stats.request_id)
+        exchange = _Exchange(send, receive, stats.request_id)
         try:
-            await self.app(scope, receive, exchange.send)
-        except Exception:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            if exchange.client_gone or isinstance(exc, ClientDisconnect):
+                # The client left (e.g. while sending its body): nobody to answer, and
+                # not our failure. Counted as 499 below, without a traceback.
+                exchange.client_gone = True
+                return
             # Without this, the server's own 500 would go out without the request id.
             await exchange.send_error_if_unanswered()
             raise
         finally:
             current_request.reset(token)
             if scope["path"] == GRAPHQL_PATH:
-                self._observe(stats, scope["method"], exchange.status or 500)
+                self._observe(stats, scope["method"], exchange.final_status())
 
     def _observe(self, stats: RequestStats, method: str, status: int) -> None:
         """Record the finished GraphQL request: metrics, then its one log line."""
@@ -259,15 +265,41 @@ class ObservabilityMiddleware:
         )
 
 
-class _Exchange:
-    """The send side of one request: adds the request id, remembers the status."""
+#: The status logged and counted for a request whose client left before its answer
+#: (nginx's convention): not a server error, and not a success.
+CLIENT_CLOSED_REQUEST = 499
 
-    def __init__(self, send: Send, request_id: str) -> None:
+
+class _Exchange:
+    """One request's messages: adds the request id, remembers the status, notices when
+    the client leaves."""
+
+    def __init__(self, send: Send, receive: Receive, request_id: str) -> None:
         self._send = send
+        self._receive = receive
         self._header = (_REQUEST_ID_HEADER_KEY, request_id.encode("latin-1"))
         self.status: int | None = None
+        #: The server told us the client disconnected.
+        self.client_gone = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.client_gone = True
+        return message
+
+    def final_status(self) -> int:
+        """What the request is logged and counted as: 499 when the client left before
+        the answer was complete, else the answer's status (500 if none went out)."""
+        if self.client_gone and not self._complete:
+            return CLIENT_CLOSED_REQUEST
+        return self.status or 500
+
+    _complete = False
 
     async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self._complete = True
         if message["type"] == "http.response.start":
             self.status = int(message["status"])
             headers = [

@@ -11,9 +11,13 @@ keeps the page size it started with (the `first` of its first request) and every
 cursor is bound to a digest of the integration and the upstream filter parameters:
 reusing it elsewhere is a `BAD_USER_INPUT`, found before any upstream call.
 
+Digests and checksums are keyed (BLAKE2b with a key, a MAC) with a secret the
+gateway's replicas share (`cursor_key`): a client cannot rewrite a cursor for another
+integration or filter, nor make one up; such a cursor is refused before any call.
+
 Usage::
 
-    binding = cursor_binding(integration, query.to_params())
+    binding = cursor_binding(integration, query.to_params(), key=cursor_key(secret))
     start = start_position(binding, after=after, first=first)
     connection = await read_connection(fetch_page, start, first, binding=binding)
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,10 +38,24 @@ from gateway.kombo import MAX_PAGE_SIZE, JobsPage
 
 DEFAULT_FIRST = 50
 MAX_FIRST = MAX_PAGE_SIZE
-_VERSION = "1"
+_VERSION = "2"
 
 #: Fetches one upstream page: (Kombo cursor or None, page size) -> page.
 FetchPage = Callable[[str | None, int], Awaitable[JobsPage]]
+
+
+def cursor_key(secret: str) -> bytes:
+    """The MAC key for cursors, from a secret every replica has (by default the Kombo
+    key: nothing more to configure, and a cursor never works with another credential)."""
+    return hashlib.blake2b(secret.encode(), digest_size=32, person=b"kgw-cursor").digest()
+
+
+@dataclass(frozen=True, slots=True)
+class CursorBinding:
+    """What a cursor is valid for (a keyed digest) and the key its checksum uses."""
+
+    key: bytes
+    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,28 +67,28 @@ class Position:
     skip: int
 
 
-def cursor_binding(integration_id: str, params: Mapping[str, str]) -> str:
-    """A short digest of what a cursor is valid for: the integration and the filters.
+def cursor_binding(integration_id: str, params: Mapping[str, str], *, key: bytes) -> CursorBinding:
+    """What a cursor is valid for: the integration and the filters, digested with `key`.
 
     JSON keeps the encoding unambiguous whatever the filter values contain.
     """
     canonical = json.dumps([integration_id, sorted(params.items())], separators=(",", ":"))
-    return _digest(canonical, 9)
+    return CursorBinding(key, _digest(key, canonical, 9))
 
 
-def _digest(text: str, size: int) -> str:
-    digest = hashlib.blake2b(text.encode(), digest_size=size).digest()
+def _digest(key: bytes, text: str, size: int) -> str:
+    digest = hashlib.blake2b(text.encode(), digest_size=size, key=key).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
-def encode_cursor(binding: str, position: Position) -> str:
-    """An opaque cursor; its checksum makes a truncated or altered copy fail to decode."""
-    body = f"{position.page_size}:{position.skip}:{binding}:{position.kombo_cursor or ''}"
-    raw = f"{_VERSION}:{_digest(body, 6)}:{body}"
+def encode_cursor(binding: CursorBinding, position: Position) -> str:
+    """An opaque cursor; its keyed checksum makes an altered or made-up one fail to decode."""
+    body = f"{position.page_size}:{position.skip}:{binding.digest}:{position.kombo_cursor or ''}"
+    raw = f"{_VERSION}:{_digest(binding.key, body, 12)}:{body}"
     return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
 
 
-def decode_cursor(binding: str, cursor: str) -> Position:
+def decode_cursor(binding: CursorBinding, cursor: str) -> Position:
     """The position a cursor names.
 
     Raises:
@@ -84,12 +103,12 @@ def decode_cursor(binding: str, cursor: str) -> Position:
         raise BadUserInput("`after` is not a cursor issued by this API") from None
     if (
         version != _VERSION
-        or checksum != _digest(body, 6)
+        or not hmac.compare_digest(checksum, _digest(binding.key, body, 12))
         or not 1 <= position.page_size <= MAX_PAGE_SIZE
         or not 0 <= position.skip <= position.page_size
     ):
         raise BadUserInput("`after` is not a cursor issued by this API")
-    if cursor_binding_ != binding:
+    if cursor_binding_ != binding.digest:
         raise BadUserInput(
             "`after` was issued for another filter or integration: "
             "send the same `filter` (and integration) as the request that returned it"
@@ -110,7 +129,7 @@ def validate_first(first: int | None) -> int:
     return first
 
 
-def start_position(binding: str, *, after: str | None, first: int) -> Position:
+def start_position(binding: CursorBinding, *, after: str | None, first: int) -> Position:
     """Where a connection request starts: after the `after` edge, or at the list's head
     with a new chain whose upstream page size is `first` (at least 1)."""
     if after is not None:
@@ -119,7 +138,12 @@ def start_position(binding: str, *, after: str | None, first: int) -> Position:
 
 
 async def read_connection(
-    fetch: FetchPage, start: Position, first: int, *, binding: str, with_edges: bool = True
+    fetch: FetchPage,
+    start: Position,
+    first: int,
+    *,
+    binding: CursorBinding,
+    with_edges: bool = True,
 ) -> dict[str, Any]:
     """Read `first` items from `start`, spanning upstream pages as needed.
 

@@ -10,8 +10,10 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import http.cookiejar
 import logging
+import math
 import time
 
 import httpx
@@ -24,6 +26,7 @@ from gateway.kombo import KomboAPIError, KomboClient, KomboError
 from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.observability import count, upstream_hooks, upstream_span
+from gateway.pagination import cursor_key
 from gateway.retry import RetryPolicy
 from gateway.transport import AiohttpTransport
 
@@ -41,7 +44,7 @@ def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.Asy
         timeout=httpx.Timeout(
             settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
         ),
-        transport=AiohttpTransport(limits),
+        transport=AiohttpTransport(limits, max_body_bytes=settings.max_response_bytes),
         event_hooks=upstream_hooks(metrics),
     )
     # One client serves every caller and credential: a cookie Kombo (or a load balancer
@@ -50,20 +53,54 @@ def create_http_client(settings: Settings, metrics: GatewayMetrics) -> httpx.Asy
     return client
 
 
+def create_probe_client(settings: Settings, metrics: GatewayMetrics) -> httpx.AsyncClient:
+    """`/readyz`'s own client for Kombo: one connection, apart from the query pool.
+
+    The probe is unauthenticated: however often it is called, it must never hold a
+    connection a GraphQL request is waiting for. Timeouts, TLS, transport and metrics
+    as `create_http_client`'s; it keeps no cookies either.
+    """
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.read_timeout, connect=settings.connect_timeout, pool=settings.read_timeout
+        ),
+        transport=AiohttpTransport(
+            httpx.Limits(max_connections=1), max_body_bytes=settings.max_response_bytes
+        ),
+        event_hooks=upstream_hooks(metrics),
+    )
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return client
+
+
 class GatewayState:
-    """Process-lifetime parts, opened and closed by the app's lifespan."""
+    """Process-lifetime parts, opened and closed by the app's lifespan.
+
+    `http`, when given, carries every call to Kombo, the readiness probe's included (a
+    test's transport sees them all), and stays the caller's to close.
+    """
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
-        if settings.api_key is None:
-            raise ValueError("create_app needs a Kombo API key (the CLI provides the sandbox's)")
+        server_key = settings.api_key
+        if server_key is None:
+            if not settings.key_passthrough:
+                raise ValueError(
+                    "create_app needs a Kombo API key, or pass-through of callers' keys "
+                    "(the CLI provides the sandbox's)"
+                )
+            # Pass-through with no key of our own: every GraphQL request brings its
+            # caller's key (`AccessPolicy` admits none without), so `self.kombo`'s key,
+            # the fingerprint and cursor key derived from it, are never used for one.
+            server_key = ""
         self.settings = settings
         self.metrics = GatewayMetrics()
         self._own_http = http is None
         self.http = http or create_http_client(settings, self.metrics)
+        self._probe_http = http or create_probe_client(settings, self.metrics)
         self.kombo = KomboClient(
             self.http,
             base_url=settings.base_url,
-            api_key=settings.api_key,
+            api_key=server_key,
             retry=RetryPolicy(
                 attempts=settings.retry_attempts, attempt_timeout=settings.read_timeout
             ),
@@ -72,16 +109,26 @@ class GatewayState:
             on_retry=self._on_retry,
             span=upstream_span,
         )
-        self.fingerprint = credential_fingerprint(settings.api_key)
+        self.fingerprint = credential_fingerprint(server_key)
+        self.cursor_key = self.cursor_key_for(server_key)
         self.access = AccessPolicy(settings.tokens, key_passthrough=settings.key_passthrough)
         self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-        self.ready = ReadinessProbe(self.kombo)
+        self.ready = ReadinessProbe(
+            KomboClient(self._probe_http, base_url=settings.base_url, api_key=server_key),
+            checks_key=settings.api_key is not None,
+        )
         self.cache = UpstreamCache(
             settings.cache_ttl,
             max_entries=settings.cache_max_entries,
             max_bytes=settings.cache_max_bytes,
             metrics=self.metrics,
         )
+
+    def cursor_key_for(self, kombo_key: str) -> bytes:
+        """The key of cursors issued for calls with `kombo_key`: derived from it (every
+        replica with the same key agrees, nothing to configure) and from
+        `GATEWAY_CURSOR_SECRET` when set (rotating that secret voids every cursor)."""
+        return cursor_key(f"{self.settings.cursor_secret or ''}\0{kombo_key}")
 
     def _on_retry(self, error: BaseException) -> None:
         self.metrics.on_retry(error)
@@ -90,6 +137,7 @@ class GatewayState:
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
+            await self._probe_http.aclose()
 
 
 def warn_if_open(settings: Settings, access: AccessPolicy) -> None:
@@ -102,29 +150,57 @@ def warn_if_open(settings: Settings, access: AccessPolicy) -> None:
 
 
 class ReadinessProbe:
-    """Whether the gateway can serve: Kombo accepts its key. Answers are reused for a few
-    seconds, so a probe every second does not become a call every second."""
+    """Whether the gateway can serve: Kombo accepts its key.
+
+    `/readyz` is unauthenticated, so anyone may call it, as often as they like; it must
+    not become a lever on Kombo (calls made with our key) or on our connection pool.
+    So an answer is reused for `TTL` seconds, at most one check is in flight per
+    process, and that check uses a client of its own (`create_probe_client`). The
+    caller that starts a check waits for it; callers arriving meanwhile get the previous
+    answer at once (before the first answer exists, they wait for the same check).
+
+    Pass-through without a `KOMBO_API_KEY` (`checks_key=False`): there is no key of
+    ours to check, and Kombo checks each caller's key on their own requests. The probe
+    then checks that Kombo answers at all: the same call, with no usable key, where
+    Kombo's 401 means it is up; no answer, or any other error status, means not ready.
+    """
 
     TTL = 10.0
 
-    def __init__(self, kombo: KomboClient) -> None:
+    def __init__(self, kombo: KomboClient, *, checks_key: bool = True) -> None:
         self._kombo = kombo
-        self._checked = -self.TTL
-        self._problem: str | None = None
+        self._checks_key = checks_key
+        #: When the latest check started: checks start at most once per `TTL`.
+        self._checked = -math.inf
+        self._answered = False
+        self._problem: str | None = "Kombo has not been checked yet"
+        self._check: asyncio.Task[None] | None = None
 
     async def problem(self) -> str | None:
-        now = time.monotonic()
-        if now - self._checked >= self.TTL:
-            self._problem = await self._check()
-            self._checked = now
+        """Why the gateway cannot serve, or None when it can."""
+        check = self._check
+        if check is None and time.monotonic() - self._checked >= self.TTL:
+            self._checked = time.monotonic()
+            check = self._check = asyncio.create_task(self._refresh())
+        elif check is None or self._answered:
+            return self._problem
+        # Shielded: a caller that goes away must not cancel the check the others share.
+        await asyncio.shield(check)
         return self._problem
 
-    async def _check(self) -> str | None:
+    async def _refresh(self) -> None:
+        try:
+            self._problem = await self._ask_kombo()
+            self._answered = True
+        finally:
+            self._check = None
+
+    async def _ask_kombo(self) -> str | None:
         try:
             await self._kombo.check_api_key()
         except KomboAPIError as exc:
             if upstream_code(exc) is Code.UNAUTHENTICATED:
-                return "Kombo rejects KOMBO_API_KEY"
+                return "Kombo rejects KOMBO_API_KEY" if self._checks_key else None
             return f"Kombo answered HTTP {exc.status}"
         except KomboError:
             return "Kombo is unreachable at KOMBO_BASE_URL"

@@ -9,21 +9,25 @@ header editor is where people put theirs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import strawberry
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from gateway.access import KOMBO_KEY_HEADER, Caller
+from gateway.budget import CallBudget
 from gateway.cache import CachedKombo, credential_fingerprint
+from gateway.client_address import client_address
 from gateway.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.errors import INTERNAL_MESSAGE, BadUserInput, Code, GatewayError, RateLimited
 from gateway.graphiql import graphiql_page
@@ -45,6 +49,13 @@ class RequestTooLarge(GatewayError):
     http_status = 413
 
 
+class RequestTooSlow(GatewayError):
+    """The client did not send its whole body within `GATEWAY_BODY_TIMEOUT`."""
+
+    code = Code.BAD_USER_INPUT
+    http_status = 408
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What admission decided for one request, handed to `get_context`."""
@@ -54,9 +65,14 @@ class Admission:
     integration_problem: str | None
     #: Digest of the caller's own Kombo key (pass-through mode), computed once.
     key_fingerprint: str | None = None
+    #: The rate-limit buckets this request pays into (each operation of a batch pays).
+    rate_keys: tuple[str, ...] = ()
 
 
 _PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no data")
+#: The admission of the request being served (the batch check in `parse_http_body`
+#: reads it: Strawberry hands that method only its request adapter).
+_admission: ContextVar[Admission | None] = ContextVar("gateway_admission", default=None)
 
 
 def wants_fresh_data(cache_control: str | None) -> bool:
@@ -95,6 +111,7 @@ class GraphQLView(GraphQL[Context, None]):
             if not self._wants_graphiql(request):
                 request = await self._with_bounded_body(request)
                 request.state.admission = self._admit(request)
+                _admission.set(request.state.admission)
             response = await self.run(request)
         except GatewayError as exc:
             record_error_codes([str(exc.code)])
@@ -123,11 +140,20 @@ class GraphQLView(GraphQL[Context, None]):
             raise RequestTooLarge(f"The request body is larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLarge(f"The request body is larger than {limit} bytes")
-            chunks.append(chunk)
+        timeout = self._gateway.settings.body_timeout
+        try:
+            # A client that trickles its body (or stops sending) would otherwise hold a
+            # connection and this task forever: uvicorn has no body timeout.
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestTooLarge(f"The request body is larger than {limit} bytes")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTooSlow(
+                f"The request body did not arrive within {timeout:g} s (GATEWAY_BODY_TIMEOUT)"
+            ) from None
         body = b"".join(chunks)
         replayed = False
 
@@ -154,7 +180,8 @@ class GraphQLView(GraphQL[Context, None]):
         set_client(caller.name)
         key = caller.kombo_key
         fingerprint = credential_fingerprint(key) if key is not None else None
-        wait = gateway.rate_limiter.acquire(_rate_key(caller, fingerprint, request))
+        rate_keys = self._rate_keys(caller, fingerprint, request)
+        wait = gateway.rate_limiter.acquire(*rate_keys)
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
         try:
@@ -163,9 +190,42 @@ class GraphQLView(GraphQL[Context, None]):
                 caller, requested, gateway.settings.integration_id
             )
         except BadUserInput as exc:
-            return Admission(caller, None, str(exc), fingerprint)
+            return Admission(caller, None, str(exc), fingerprint, rate_keys)
         set_integration(integration)
-        return Admission(caller, integration, None, fingerprint)
+        return Admission(caller, integration, None, fingerprint, rate_keys)
+
+    def _rate_keys(
+        self, caller: Caller, key_fingerprint: str | None, request: Request
+    ) -> tuple[str, ...]:
+        """Whose rate a request spends: its token's; else its client address's, and in
+        pass-through mode also its Kombo key's (a caller can make up keys, not addresses)."""
+        if caller.name is not None:
+            return (f"token:{caller.name}",)
+        address = client_address(
+            request.client,
+            request.headers.getlist("x-forwarded-for"),
+            trusted=self._gateway.settings.trusted_proxies,
+        )
+        if key_fingerprint is not None:
+            return (f"key:{key_fingerprint}", f"addr:{address}")
+        return (f"addr:{address}",)
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
+        """Strawberry's parsing, then what a batch owes: each operation beyond the first
+        pays the rate limit (admission took one), and each item is checked as a single
+        request would be, so a malformed item is a 400 too."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            admission = _admission.get()
+            if admission is not None and len(data) > 1:
+                wait = self._gateway.rate_limiter.acquire(*admission.rate_keys, cost=len(data) - 1)
+                if wait is not None:
+                    raise RateLimited(
+                        f"Too many requests for this caller: a batch of {len(data)} operations "
+                        "counts as that many requests; slow down",
+                        wait,
+                    )
+        return data
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gateway = self._gateway
@@ -173,15 +233,20 @@ class GraphQLView(GraphQL[Context, None]):
         # rendering it, which then is never used to resolve anything.
         admission: Admission = getattr(request.state, "admission", _PAGE_ONLY)
         client, fingerprint = gateway.kombo, gateway.fingerprint
+        cursor_key = gateway.cursor_key
         if admission.caller.kombo_key is not None and admission.key_fingerprint is not None:
             client = client.with_key(admission.caller.kombo_key)
             fingerprint = admission.key_fingerprint
+            cursor_key = gateway.cursor_key_for(admission.caller.kombo_key)
         kombo = CachedKombo(
             client,
             gateway.cache,
             fingerprint=fingerprint,
             refresh=wants_fresh_data(request.headers.get("cache-control")),
             deadline=time.monotonic() + gateway.settings.request_timeout,
+            # One context per HTTP request, shared by every operation of a batch: so is
+            # the budget.
+            budget=CallBudget(gateway.settings.max_upstream_calls),
         )
         return Context(
             kombo=kombo,
@@ -189,6 +254,7 @@ class GraphQLView(GraphQL[Context, None]):
             integration_id=admission.integration,
             integration_problem=admission.integration_problem,
             max_ids=gateway.settings.max_ids,
+            cursor_key=cursor_key,
         )
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -202,7 +268,11 @@ class GraphQLView(GraphQL[Context, None]):
         if isinstance(value, list):
             if not value or not all(isinstance(item, dict) for item in value):
                 raise HTTPException(400, "A batch must be a non-empty list of JSON objects")
-        elif not isinstance(value, dict):
+            for index, item in enumerate(value):
+                _check_operation(item, f"Batch item {index}: ")
+        elif isinstance(value, dict):
+            _check_operation(value, "")
+        else:
             raise HTTPException(400, "Expected a JSON object")
         return value
 
@@ -229,9 +299,19 @@ class GraphQLView(GraphQL[Context, None]):
         return orjson.dumps(data)
 
 
-def _rate_key(caller: Caller, key_fingerprint: str | None, request: Request) -> str:
-    if caller.name is not None:
-        return f"token:{caller.name}"
-    if key_fingerprint is not None:
-        return f"key:{key_fingerprint}"
-    return f"addr:{request.client.host if request.client else 'unknown'}"
+#: The members of one GraphQL-over-HTTP operation that have a type, and that type.
+_OPERATION_MEMBERS: tuple[tuple[str, type, str], ...] = (
+    ("query", str, "a string"),
+    ("operationName", str, "a string"),
+    ("variables", dict, "an object"),
+    ("extensions", dict, "an object"),
+)
+
+
+def _check_operation(operation: dict[str, Any], where: str) -> None:
+    """One check for a single operation and for every item of a batch (Strawberry checks
+    only single ones), so a malformed item is the same 400 as the same request alone."""
+    for name, kind, described in _OPERATION_MEMBERS:
+        value = operation.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise HTTPException(400, f"{where}`{name}` must be {described} or null")

@@ -25,8 +25,12 @@ class LiveServer:
             httpx.get(sandbox.base_url + "/ats/jobs", headers=...)
     """
 
-    def __init__(self, app: ASGIApp, *, lifespan: str = "off", host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: ASGIApp, *, lifespan: str = "off", host: str = "127.0.0.1", **options: Any
+    ) -> None:
         self.host = host
+        #: More `uvicorn.Config` options (e.g. `http=` a protocol class).
+        self.options = options
         self.port = 0
         self.app = app
         self.lifespan = lifespan
@@ -53,7 +57,7 @@ class LiveServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level="warning", lifespan=self.lifespan, access_log=False
+            self.app, log_level="warning", lifespan=self.lifespan, access_log=False, **self.options
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -89,9 +93,9 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
+def serve(app: ASGIApp, **options: Any) -> Iterator[str]:
     """Serve `app` (lifespan on) on a free loopback port in a thread; yields its base URL."""
-    with LiveServer(app, lifespan="on") as server:
+    with LiveServer(app, lifespan="on", **options) as server:
         yield server.url
 
 

@@ -10,9 +10,9 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "retry", "transport", "kombo", "errors", "metrics", "observability", "cache",
-    "loaders", "ids", "context", "access", "limits", "state", "pagination", "schema", "graphiql",
-    "view", "app", "cli",
+    "config", "budget", "retry", "transport", "kombo", "errors", "metrics", "observability",
+    "cache", "loaders", "ids", "context", "access", "limits", "client_address", "pagination",
+    "state", "schema", "graphiql", "view", "app", "http_protocol", "cli",
 ]  # fmt: skip
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}
 
@@ -44,7 +44,7 @@ def test_each_module_imports_only_lower_layers(layer: str):
                 assert layer_of(name) in allowed, f"{file.name} imports {name}"
 
 
-@pytest.mark.parametrize("layer", ["config", "kombo", "metrics", "cache", "loaders"])
+@pytest.mark.parametrize("layer", ["config", "budget", "kombo", "metrics", "cache", "loaders"])
 def test_the_rest_client_side_knows_nothing_of_graphql(layer: str):
     roots = {name.split(".")[0] for name in imports_of(GATEWAY / f"{layer}.py")}
     assert not roots & GRAPHQL_LIBRARIES

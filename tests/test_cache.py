@@ -447,7 +447,10 @@ class FakeKombo:
         params: dict[str, str],
         deadline: float | None = None,
         keys: frozenset[str] | None = None,
+        before_attempt: Any = None,
     ) -> Any:
+        if before_attempt is not None:
+            before_attempt()
         self.calls.append((integration_id, dict(params)))
         self.keys.append(keys)
         version = len(self.calls)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -10,17 +12,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urljoin
 
 import httpx
 import pytest
 
-from gateway.cli import free_port
-from gateway.config import SANDBOX_API_KEY
+from gateway.access import KOMBO_KEY_HEADER
+from gateway.cli import free_port, needs_embedded_sandbox
+from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.graphiql import assets_available
+from tests.conftest import INTEGRATION_A
+from tests.support import Upstream
 
 
 class AssetLinks(HTMLParser):
@@ -52,19 +58,29 @@ def _wait_for(url: str, process: subprocess.Popen[str], timeout: float = 60) -> 
     raise AssertionError(f"{url} did not answer in {timeout} s")
 
 
-def start_serve() -> tuple[str, subprocess.Popen[str]]:
-    """`python -m gateway serve` on a free port with no Kombo settings at all, as on a
-    fresh machine; returns its URL and process."""
+def start_serve(
+    env: Mapping[str, str] | None = None, stderr: int | IO[str] = subprocess.STDOUT
+) -> tuple[str, subprocess.Popen[str]]:
+    """`python -m gateway serve` on a free port with no Kombo settings but `env`
+    (none at all: as on a fresh machine); returns its URL and process."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-        env=env,
+        env={**clean, **(env or {})},
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=stderr,
         text=True,
+        start_new_session=True,  # its own process group: see `kill_all`
     )
     return f"http://127.0.0.1:{port}", process
+
+
+def kill_all(process: subprocess.Popen[str]) -> None:
+    """Kill `serve` and whatever it started (its sandbox) after a failed test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +147,21 @@ def test_an_idle_connection_outlives_the_clients_keepalive(served: tuple[str, An
     url, _ = served
     host, port = url.removeprefix("http://").split(":")
     request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    def answer(connection: socket.socket) -> bytes:
+        """One whole answer (it may arrive in more than one segment)."""
+        received = b""
+        while not received.endswith(b'{"status":"ok"}'):
+            chunk = connection.recv(4096)
+            assert chunk, received
+            received += chunk
+        return received
+
     with socket.create_connection((host, int(port)), timeout=5) as connection:
         connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        assert answer(connection).startswith(b"HTTP/1.1 200")
         time.sleep(6)  # past uvicorn's default (5 s) and httpx's keep-alive expiry
         connection.sendall(request)
-        assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        assert answer(connection).startswith(b"HTTP/1.1 200")
 
 
 def test_stopping_serve_stops_its_sandbox_and_output_never_shows_a_key(
@@ -196,3 +221,69 @@ def test_sigterm_drains_requests_in_flight():
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("environ", "sandbox"),
+    [
+        ({}, True),
+        ({"KOMBO_API_KEY": "ks_live_1234567890"}, False),
+        ({"KOMBO_BASE_URL": "https://kombo.internal/v1"}, True),  # no key to call it with
+        ({"GATEWAY_KOMBO_KEY_PASSTHROUGH": "true"}, True),  # no upstream named: try it out
+        ({"GATEWAY_KOMBO_KEY_PASSTHROUGH": "true", "KOMBO_BASE_URL": "https://k/v1"}, False),
+        ({"GATEWAY_KOMBO_KEY_PASSTHROUGH": "true", "KOMBO_REGION": "us"}, False),
+    ],
+)
+def test_the_embedded_sandbox_stands_in_only_when_there_is_no_kombo_to_call(
+    environ: dict[str, str], sandbox: bool
+) -> None:
+    assert needs_embedded_sandbox(Settings.from_env(environ), environ) is sandbox
+
+
+def test_pass_through_without_a_server_key_serves_the_configured_upstream(
+    sandbox_url: str, upstream: Upstream
+) -> None:
+    """Pass-through needs no key of our own: `serve` must call the upstream it was
+    given (here the tests' sandbox), not start its own sandbox over it."""
+    url, process = start_serve(
+        {"GATEWAY_KOMBO_KEY_PASSTHROUGH": "true", "KOMBO_BASE_URL": f"{sandbox_url}/v1"}
+    )
+    try:
+        _wait_for(f"{url}/readyz", process)
+        headers = {KOMBO_KEY_HEADER: SANDBOX_API_KEY, "X-Integration-Id": INTEGRATION_A}
+        result = httpx.post(
+            f"{url}/graphql",
+            json={"query": "{ jobs(first: 2) { nodes { komboId } } }"},
+            headers=headers,
+        ).json()
+        assert len(result["data"]["jobs"]["nodes"]) == 2
+        assert [r["path"] for r in upstream.requests()][-1] == "/v1/ats/jobs"
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            kill_all(process)
+    assert "embedded" not in output and f"Serving Kombo at {sandbox_url}/v1" in output, output
+    assert SANDBOX_API_KEY not in output
+
+
+def test_every_stderr_line_is_json_even_when_a_client_sends_garbage(tmp_path: Path) -> None:
+    """uvicorn logs what a client provokes ("Invalid HTTP request received."): through
+    the gateway's JSON logger, like everything else a log shipper reads."""
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr:
+        url, process = start_serve(stderr=stderr)
+    try:
+        _wait_for(f"{url}/readyz", process)
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), 5) as garbage:
+            garbage.sendall(b"GARBAGE\r\n\r\n")
+            assert garbage.recv(4096).startswith(b"HTTP/1.1 400")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        kill_all(process)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records and all(isinstance(record, dict) for record in records)
+    messages = [record["message"] for record in records]
+    assert "Invalid HTTP request received." in messages, messages
+    assert not any("color_message" in record for record in records)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.config import ConfigError, Settings
@@ -168,3 +170,59 @@ def test_config_errors_never_echo_the_api_key() -> None:
         Settings.from_env({"KOMBO_API_KEY": "ks_prod_supersecret", "KOMBO_REGION": "mars"})
 
     assert "ks_prod_supersecret" not in str(info.value)
+
+
+# --- tokens configured but empty, plain HTTP, trusted proxies --------------------------------
+
+TOKEN = {"name": "web", "sha256": "a" * 64}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param("", id="empty-file"),
+        pytest.param("  \n", id="blank"),
+        pytest.param("[]", id="empty-list"),
+    ],
+)
+def test_a_tokens_file_that_lists_no_token_stops_start_up(tmp_path, content: str) -> None:
+    """An empty tokens file started a gateway that served everyone, with only a warning."""
+    path = tmp_path / "tokens.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="GATEWAY_TOKENS_FILE"):
+        Settings.from_env({"GATEWAY_TOKENS_FILE": str(path)})
+
+
+def test_inline_tokens_that_list_none_stop_start_up() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_TOKENS lists no tokens"):
+        Settings.from_env({"GATEWAY_TOKENS": "[]"})
+
+
+def test_two_names_for_one_token_digest_stop_start_up() -> None:
+    entries = json.dumps([TOKEN, {**TOKEN, "name": "mobile"}])
+    with pytest.raises(ConfigError, match="same sha256"):
+        Settings.from_env({"GATEWAY_TOKENS": entries})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://api.kombo.dev/v1", "http://10.0.0.5:8001/v1", "http://kombo-proxy/v1"]
+)
+def test_plain_http_to_another_machine_needs_an_explicit_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match="clear text"):
+        Settings.from_env({"KOMBO_BASE_URL": url})
+    allowed = Settings.from_env({"KOMBO_BASE_URL": url, "KOMBO_ALLOW_PLAIN_HTTP": "true"})
+    assert allowed.base_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8001/v1", "http://localhost:8001/v1", "http://[::1]:8001/v1"]
+)
+def test_plain_http_to_this_machine_is_fine(url: str) -> None:
+    assert Settings.from_env({"KOMBO_BASE_URL": url}).base_url == url
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings.from_env({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,::1"})
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    with pytest.raises(ConfigError, match="GATEWAY_TRUSTED_PROXIES"):
+        Settings.from_env({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"})

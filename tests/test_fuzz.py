@@ -27,11 +27,14 @@ from urllib.parse import quote
 
 import graphql
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from bench.queries import JOB_ALL_FIELDS
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
+from gateway.sandbox.data import dataset
 
 INTEGRATION_A, INTEGRATION_B = SANDBOX_INTEGRATION_IDS
 #: The gateway's default body limit (1 MiB), which the test gateway keeps.
@@ -1065,6 +1068,19 @@ def _entities(representations: Any) -> bytes:
     return dumps({"query": query, "variables": {"r": representations}})
 
 
+def _fan_out(levels: int) -> str:
+    """Each fragment spreads the previous one twice: 2^levels fields in ~40 bytes a level."""
+    fragments = ["fragment F0 on Job { id name }"]
+    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
+    return f"{{ jobs(first: 1) {{ nodes {{ ...F{levels - 1} }} }} }} " + " ".join(fragments)
+
+
+def _chain(length: int) -> str:
+    fragments = ["fragment F0 on Job { id }"]
+    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} }}" for i in range(1, length)]
+    return f"{{ jobs(first: 1) {{ nodes {{ ...F{length - 1} }} }} }} " + " ".join(fragments)
+
+
 JSON = (b"content-type", b"application/json")
 HOSTILE = {
     "deep-json-body": Sent("POST", None, [JSON], b"[" * 100_000 + b"]" * 100_000),
@@ -1085,6 +1101,62 @@ HOSTILE = {
     "deep-query": Sent("POST", None, [JSON], dumps({"query": "{" + "a {" * 5000 + "}" * 5001})),
     "json-not-an-object": Sent("POST", None, [JSON], b"1"),
     "empty-selection-set": Sent("POST", None, [JSON], dumps({"query": "{ jobs { } }"})),
+    # Documents that cost far more than their size (contract section 7).
+    "fragment-fan-out-21": Sent("POST", None, [JSON], dumps({"query": _fan_out(21)})),
+    "fragment-fan-out-30": Sent("POST", None, [JSON], dumps({"query": _fan_out(30)})),
+    "fragment-chain-240": Sent("POST", None, [JSON], dumps({"query": _chain(240)})),
+    "fragment-chain-2000": Sent("POST", None, [JSON], dumps({"query": _chain(2000)})),
+    "fragment-cycle": Sent(
+        "POST",
+        None,
+        [JSON],
+        dumps({"query": "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }"}),
+    ),
+    # Filters too long for an upstream URL.
+    "filter-name-65k-literal": Sent(
+        "POST",
+        None,
+        [JSON],
+        dumps(
+            {"query": '{ jobs(filter: {nameContains: "%s"}) { nodes { id } } }' % ("x" * 65_000)}
+        ),
+    ),
+    "filter-name-65k-variable": Sent(
+        "POST",
+        None,
+        [JSON],
+        dumps(
+            {
+                "query": "query($n: String) { jobs(filter: {nameContains: $n}) { nodes { id } } }",
+                "variables": {"n": "é" * 65_000},
+            }
+        ),
+    ),
+    "filter-ids-too-long": Sent(
+        "POST",
+        None,
+        [JSON],
+        dumps(
+            {
+                "query": "query($i: [ID!]) { jobs(filter: {ids: $i}) { nodes { id } } }",
+                "variables": {"i": [f"{n:024d}" for n in range(1_000)]},
+            }
+        ),
+    ),
+    # Batch items of the wrong shape: the same 400 as alone.
+    "batch-query-not-a-string": Sent("POST", None, [JSON], dumps([{"query": 5}])),
+    "batch-variables-not-an-object": Sent(
+        "POST", None, [JSON], dumps([{"query": "{ __typename }", "variables": [1]}])
+    ),
+    "batch-extensions-not-an-object": Sent(
+        "POST", None, [JSON], dumps([{"query": "{ __typename }", "extensions": "x"}])
+    ),
+    "batch-operation-name-not-a-string": Sent(
+        "POST", None, [JSON], dumps([{"query": "{ __typename }", "operationName": {"a": 1}}])
+    ),
+    "operation-name-not-a-string": Sent(
+        "POST", None, [JSON], dumps({"query": "{ __typename }", "operationName": 7})
+    ),
 }
 
 
@@ -1093,9 +1165,85 @@ def test_hostile_requests(http: httpx.Client, name: str):
     send(http, "hostile", HOSTILE[name], collect=True)
 
 
+# --- bad data from Kombo --------------------------------------------------------------------
+
+#: Real sandbox jobs, as Kombo sends them, to break in the tests below.
+_REAL_JOBS = [orjson.loads(record.encoded) for record in dataset()[INTEGRATION_A].jobs[:40]]
+_ALL_FIELDS_QUERY = "{ jobs(first: 5) { edges { cursor node {" + JOB_ALL_FIELDS + "} } } }"
+_LOOKUP_QUERY = "query($id: ID!) { job(id: $id) {" + JOB_ALL_FIELDS + "} }"
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def broken_records(draw: Any) -> Any:
+    """A real job with some values (top-level or one level down) replaced by any JSON."""
+    record = json.loads(json.dumps(draw(st.sampled_from(_REAL_JOBS))))
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(sorted(record)))
+        target = record
+        nested = record[key]
+        if (
+            isinstance(nested, list)
+            and nested
+            and isinstance(nested[0], dict)
+            and draw(st.booleans())
+        ):
+            target = nested[0]
+            key = draw(st.sampled_from(sorted(target) or ["id"]))
+        target[key] = draw(_json_values)
+    if draw(st.integers(0, 9)) == 0:
+        return draw(_json_values)  # not even an object
+    return record
+
+
+@st.composite
+def broken_pages(draw: Any) -> Any:
+    """A page as Kombo might break it: bad records, or a bad envelope."""
+    results = draw(st.lists(broken_records(), min_size=1, max_size=3))
+    page: Any = {"status": "success", "data": {"next": None, "results": results}}
+    shape = draw(st.integers(0, 9))
+    if shape == 0:
+        page["data"]["results"] = draw(_json_values)
+    elif shape == 1:
+        page["data"]["next"] = draw(_json_values)
+    elif shape == 2:
+        page["data"] = draw(_json_values)
+    elif shape == 3:
+        page = draw(_json_values)
+    return page
+
+
+@settings(FUZZ, max_examples=150)
+@given(page=broken_pages(), by_id=st.booleans())
+def test_bad_upstream_data(http: httpx.Client, sandbox_url: str, page: Any, by_id: bool):
+    """Whatever Kombo sends with a 200, the answer is coded: UPSTREAM_ERROR where its data
+    is wrong, never INTERNAL_SERVER_ERROR, never a 500."""
+    faults = f"{sandbox_url}/_sandbox/faults"
+    httpx.delete(faults).raise_for_status()
+    httpx.post(
+        faults, json={"faults": [{"status": 200, "body": page, "times": 50}]}
+    ).raise_for_status()
+    try:
+        if by_id:
+            body = {"query": _LOOKUP_QUERY, "variables": {"id": _REAL_JOBS[0]["id"]}}
+        else:
+            body = {"query": _ALL_FIELDS_QUERY}
+        send(http, "upstream", Sent("POST", None, [JSON], dumps(body)))
+    finally:
+        httpx.delete(faults).raise_for_status()
+
+
 def test_fuzzed_enough():
     """Runs last (file order): the tests above sent at least 1,000 generated GraphQL
     requests (queries with their variables), and HTTP-level garbage besides."""
     shown = f"requests sent: {dict(SENT)}; run the whole module"
     assert SENT["schema"] + SENT["garbage"] + SENT["federation"] >= 1_000, shown
     assert SENT["http"] + SENT["hostile"] >= 250, shown
+    assert SENT["upstream"] >= 150, shown

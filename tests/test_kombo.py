@@ -21,13 +21,17 @@ import pytest
 from gateway.kombo import (
     JobQuery,
     JobsPage,
+    KomboAnswerTooLarge,
     KomboAPIError,
+    KomboBadAnswer,
     KomboClient,
     KomboError,
     KomboTransportError,
     retry_after_seconds,
+    retry_delay,
 )
 from gateway.retry import RetryPolicy
+from gateway.transport import ResponseTooLarge
 
 API_KEY = "ks_prod_7hQ2mXsecretKEYvalue9pLw"
 BASE_URL = "https://api.kombo.test/v1"
@@ -102,6 +106,20 @@ async def sent_request(query: JobQuery | None = None, **kwargs: Any) -> httpx.Re
 async def raised(handler: Handler) -> KomboError:
     with pytest.raises(KomboError) as info:
         await list_jobs(handler)
+    return info.value
+
+
+async def raised_after_retries(handler: Handler) -> KomboError:
+    """The error of a call whose client would retry what is worth retrying (no waits)."""
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    policy = RetryPolicy(attempts=4, sleep=no_wait)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY, retry=policy)
+        with pytest.raises(KomboError) as info:
+            await client.list_jobs(INTEGRATION, JobQuery())
     return info.value
 
 
@@ -357,10 +375,13 @@ async def test_page_without_next_key_is_the_last_page() -> None:
         pytest.param("[1, 2, 3]", id="json-array"),
     ],
 )
-async def test_a_200_that_is_not_a_jobs_page_is_a_transport_error(body: str) -> None:
-    error = await raised(answer(200, body))
+async def test_a_200_that_is_not_a_jobs_page_is_a_bad_answer_never_retried(body: str) -> None:
+    recorder = Recorder(answer(200, body))
 
-    assert type(error) is KomboTransportError
+    error = await raised_after_retries(recorder)
+
+    assert type(error) is KomboBadAnswer
+    assert len(recorder.requests) == 1  # asking again gets the same answer
 
 
 # --- error answers -------------------------------------------------------------------------
@@ -520,12 +541,53 @@ def corrupt_gzip(request: httpx.Request) -> httpx.Response:
         pytest.param(raising(httpx.PoolTimeout), id="pool-timeout"),
         pytest.param(raising(httpx.ReadError), id="read-error"),
         pytest.param(raising(httpx.RemoteProtocolError), id="remote-protocol-error"),
-        pytest.param(corrupt_gzip, id="undecodable-gzip-body"),
     ],
 )
 async def test_no_usable_answer_is_a_transport_error(handler: Handler) -> None:
     with pytest.raises(KomboTransportError):
         await list_jobs(handler)
+
+
+async def test_an_undecodable_body_is_a_bad_answer_never_retried() -> None:
+    """Corrupt gzip: the body as sent cannot be decoded, and asking again gets the same."""
+    recorder = Recorder(corrupt_gzip)
+
+    error = await raised_after_retries(recorder)
+
+    assert type(error) is KomboBadAnswer
+    assert len(recorder.requests) == 1
+
+
+def too_large(request: httpx.Request) -> httpx.Response:
+    raise ResponseTooLarge("the answer passed the cap of 16777216 bytes", request=request)
+
+
+async def test_an_answer_over_the_byte_cap_is_too_large_and_never_retried() -> None:
+    recorder = Recorder(too_large)
+
+    error = await raised_after_retries(recorder)
+
+    assert type(error) is KomboAnswerTooLarge
+    assert isinstance(error, KomboBadAnswer)
+    assert retry_delay(error) is None
+    assert len(recorder.requests) == 1
+
+
+async def test_an_over_the_cap_answer_to_the_key_check_is_too_large() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(too_large)) as http:
+        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY)
+        with pytest.raises(KomboAnswerTooLarge):
+            await client.check_api_key()
+
+
+async def test_a_transport_error_is_still_retried() -> None:
+    """The control for the two tests above: the same client retries a dropped connection."""
+    recorder = Recorder(raising(httpx.ReadError))
+
+    error = await raised_after_retries(recorder)
+
+    assert type(error) is KomboTransportError
+    assert len(recorder.requests) == 4
 
 
 # --- the API key stays secret --------------------------------------------------------------

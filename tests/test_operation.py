@@ -8,6 +8,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
 from gateway.schema import build_schema
 from gateway.schema import operation as operation_module
+from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.operation import PreparedDocuments
 
 SCHEMA = build_schema()._schema
@@ -29,7 +30,7 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4)
+    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4, shape=ShapeLimits())
     query = "{ jobs { nodes { name } } }"
     first = documents.document(query)
     assert documents.errors(query, SCHEMA, first, RULES) == []
@@ -40,7 +41,7 @@ def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
 
 
 def test_validation_errors_are_kept_and_other_rules_validate_again(validations: list[str]):
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4)
+    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4, shape=ShapeLimits())
     query = "{ __schema { queryType { name } } }"
     document = documents.document(query)
     assert documents.errors(query, SCHEMA, document, RULES) == []
@@ -52,7 +53,7 @@ def test_validation_errors_are_kept_and_other_rules_validate_again(validations: 
 
 
 def test_the_least_recently_used_query_leaves_first():
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=2)
+    documents = PreparedDocuments(rules=(), max_tokens=1000, size=2, shape=ShapeLimits())
     a, b, c = "{ a: jobs { pageInfo { hasNextPage } } }", "{ b: __typename }", "{ c: __typename }"
     kept_a = documents.document(a)
     documents.document(b)
@@ -63,7 +64,7 @@ def test_the_least_recently_used_query_leaves_first():
 
 
 def test_parse_limits_apply_and_syntax_errors_are_not_kept():
-    documents = PreparedDocuments(rules=(), max_tokens=10, size=4)
+    documents = PreparedDocuments(rules=(), max_tokens=10, size=4, shape=ShapeLimits())
     with pytest.raises(GraphQLSyntaxError, match="more than 10 tokens"):
         documents.document("{ jobs { nodes { id name status postUrl remoteId } } }")
     with pytest.raises(GraphQLSyntaxError, match="Syntax Error"):

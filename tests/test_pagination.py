@@ -7,6 +7,7 @@ so each test can count exactly which upstream pages a connection request reads.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from gateway.pagination import (
     DEFAULT_FIRST,
     Position,
     cursor_binding,
+    cursor_key,
     decode_cursor,
     encode_cursor,
     read_connection,
@@ -26,9 +28,10 @@ from gateway.pagination import (
     validate_first,
 )
 
+KEY = cursor_key("the gateway's secret")
 INTEGRATION = "personio:CBNMt7dSNCzBdnRTx87dev4E"
 PARAMS = {"statuses": "OPEN,DRAFT", "include_deleted": "false", "name_contains": "Engineer"}
-BINDING = cursor_binding(INTEGRATION, PARAMS)
+BINDING = cursor_binding(INTEGRATION, PARAMS, key=KEY)
 
 
 @dataclass
@@ -132,17 +135,17 @@ VALID = encode_cursor(BINDING, Position(FakeKombo.cursor(300), 100, 42))
         pytest.param("🙂", id="emoji"),
         pytest.param(raw_cursor("hello"), id="base64-of-words"),
         pytest.param(base64.urlsafe_b64encode(b"\xff\xfe\xfd").decode(), id="not-utf8"),
-        pytest.param(raw_cursor(f"1:ten:0:{BINDING}:"), id="page-size-not-int"),
-        pytest.param(raw_cursor(f"1:10:x:{BINDING}:"), id="skip-not-int"),
-        pytest.param(raw_cursor(f"1:10:0:{BINDING}"), id="missing-field"),
-        pytest.param(raw_cursor(f"2:10:0:{BINDING}:"), id="version-2"),
-        pytest.param(raw_cursor(f"0:10:0:{BINDING}:"), id="version-0"),
-        pytest.param(raw_cursor(f"1:0:0:{BINDING}:"), id="page-size-0"),
-        pytest.param(raw_cursor(f"1:-5:0:{BINDING}:"), id="page-size-negative"),
-        pytest.param(raw_cursor(f"1:251:0:{BINDING}:"), id="page-size-251"),
-        pytest.param(raw_cursor(f"1:10:-1:{BINDING}:"), id="skip-negative"),
-        pytest.param(raw_cursor(f"1:250:251:{BINDING}:"), id="skip-251"),
-        pytest.param(raw_cursor(f"1:10:11:{BINDING}:"), id="skip-beyond-its-page-size"),
+        pytest.param(raw_cursor(f"1:ten:0:{BINDING.digest}:"), id="page-size-not-int"),
+        pytest.param(raw_cursor(f"1:10:x:{BINDING.digest}:"), id="skip-not-int"),
+        pytest.param(raw_cursor(f"1:10:0:{BINDING.digest}"), id="missing-field"),
+        pytest.param(raw_cursor(f"3:10:0:{BINDING.digest}:"), id="version-3"),
+        pytest.param(raw_cursor(f"0:10:0:{BINDING.digest}:"), id="version-0"),
+        pytest.param(raw_cursor(f"1:0:0:{BINDING.digest}:"), id="page-size-0"),
+        pytest.param(raw_cursor(f"1:-5:0:{BINDING.digest}:"), id="page-size-negative"),
+        pytest.param(raw_cursor(f"1:251:0:{BINDING.digest}:"), id="page-size-251"),
+        pytest.param(raw_cursor(f"1:10:-1:{BINDING.digest}:"), id="skip-negative"),
+        pytest.param(raw_cursor(f"1:250:251:{BINDING.digest}:"), id="skip-251"),
+        pytest.param(raw_cursor(f"1:10:11:{BINDING.digest}:"), id="skip-beyond-its-page-size"),
         pytest.param(VALID[:-1], id="truncated-1"),
         pytest.param(VALID[:-2], id="truncated-2"),
         pytest.param(VALID[:-3], id="truncated-3"),
@@ -169,9 +172,31 @@ def test_decode_rejects_a_cursor_of_another_filter_or_integration(
     integration: str, params: dict[str, str]
 ) -> None:
     with pytest.raises(BadUserInput) as info:
-        decode_cursor(cursor_binding(integration, params), VALID)
+        decode_cursor(cursor_binding(integration, params, key=KEY), VALID)
 
     assert "filter" in str(info.value)
+
+
+def test_a_cursor_rebound_without_the_key_is_refused_as_not_ours() -> None:
+    """A client that knows the format (but not the key) rewrites a cursor for another
+    integration: the checksum it can compute is not the keyed one."""
+    other = cursor_binding("greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn", PARAMS, key=KEY)
+    guessed_key = cursor_key("")
+    forged = encode_cursor(
+        dataclasses.replace(other, key=guessed_key), Position(FakeKombo.cursor(300), 100, 42)
+    )
+
+    with pytest.raises(BadUserInput, match="not a cursor issued by this API"):
+        decode_cursor(other, forged)
+
+
+def test_cursors_of_another_key_are_refused() -> None:
+    """Another credential (or secret) issued it: not a cursor of ours."""
+    theirs = cursor_binding(INTEGRATION, PARAMS, key=cursor_key("another key"))
+    cursor = encode_cursor(theirs, Position(None, 10, 3))
+
+    with pytest.raises(BadUserInput, match="not a cursor issued by this API"):
+        decode_cursor(BINDING, cursor)
 
 
 # --- cursor_binding ------------------------------------------------------------------------
@@ -181,16 +206,16 @@ def test_binding_is_independent_of_parameter_order() -> None:
     reversed_params = dict(reversed(list(PARAMS.items())))
 
     assert list(reversed_params) != list(PARAMS)
-    assert cursor_binding(INTEGRATION, reversed_params) == BINDING
+    assert cursor_binding(INTEGRATION, reversed_params, key=KEY) == BINDING
 
 
 def test_binding_differs_by_integration() -> None:
-    assert cursor_binding("greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn", PARAMS) != BINDING
+    assert cursor_binding("greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn", PARAMS, key=KEY) != BINDING
 
 
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_binding_differs_by_any_parameter_value(name: str) -> None:
-    assert cursor_binding(INTEGRATION, {**PARAMS, name: PARAMS[name] + "x"}) != BINDING
+    assert cursor_binding(INTEGRATION, {**PARAMS, name: PARAMS[name] + "x"}, key=KEY) != BINDING
 
 
 @pytest.mark.parametrize(
@@ -208,7 +233,7 @@ def test_binding_differs_by_any_parameter_value(name: str) -> None:
 def test_different_filters_never_share_a_binding(
     left: dict[str, str], right: dict[str, str]
 ) -> None:
-    assert cursor_binding(INTEGRATION, left) != cursor_binding(INTEGRATION, right)
+    assert cursor_binding(INTEGRATION, left, key=KEY) != cursor_binding(INTEGRATION, right, key=KEY)
 
 
 # --- validate_first ------------------------------------------------------------------------

@@ -1,10 +1,17 @@
-"""Differential test: the compiled fast path answers exactly like plain graphql-core.
+"""The compiled fast path: it answers exactly like the standard executor, and the
+sandbox's data never leaves it.
 
-Generated queries (random selections, aliases, inline and named fragments, `@include`/
-`@skip` with literals and variables, `__typename`, union members) run over generated
-data (sandbox jobs with random damage: missing keys, wrong types, unknown enum values,
-nulls in non-null fields) through both `build_schema()` and
-`build_schema(fast_path=False)`; `data` and `errors` must be identical.
+Differential test: generated queries (random selections, aliases, inline and named
+fragments, `@include`/`@skip` with literals and variables, `__typename`, union members)
+run over generated data (sandbox jobs with random damage: missing keys, wrong types,
+unknown enum values, nulls in non-null fields, list items that are no objects) through
+both `build_schema()` and `build_schema(fast_path=False)` (the gateway's executor with
+the same checks of Kombo's data, without compiled projections); `data` and `errors`
+must be identical.
+
+Such a test passes as well when the fast path is never taken, so the fast path's own
+counter, `gateway_fastpath_fallbacks_total`, must stay at zero while a real gateway
+serves every field of every sandbox job over HTTP.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from graphql import (
@@ -23,19 +32,32 @@ from graphql import (
     GraphQLUnionType,
 )
 
+from bench.queries import JOB_ALL_FIELDS
+from gateway.app import create_app
 from gateway.cache import CachedKombo, UpstreamCache
-from gateway.config import SANDBOX_INTEGRATION_IDS
+from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.context import Context
 from gateway.loaders import Loaders
 from gateway.metrics import GatewayMetrics
 from gateway.sandbox.data import dataset
 from gateway.schema import build_schema
+from gateway.schema.projection import GatewayExecutionContext, ProjectingExecutionContext
+from tests.support import GraphQLClient, serve
 
 CASES = 600
-WEIRD_VALUES: list[Any] = [None, 0, 7, -1, 2**40, 3.5, True, False, "", "x", "OPEN", [], {}, [1]]
+WEIRD_VALUES: list[Any] = [
+    None, 0, 7, -1, 2**40, 3.5, True, False, "", "x", "OPEN", "2026-05-18T09:55:30.731Z",
+    "2026-13-01", [], {}, [1], {"id": 5},
+]  # fmt: skip
 
 FAST = build_schema()
 PLAIN = build_schema(fast_path=False)
+
+
+def test_the_two_paths_differ_only_by_the_compiled_projections():
+    assert FAST.execution_context_class is ProjectingExecutionContext
+    # gateway/schema/__init__.py: `fast_path=False` must keep the checks of Kombo's data.
+    assert PLAIN.execution_context_class is GatewayExecutionContext
 
 
 class MemoryKombo:
@@ -50,12 +72,13 @@ class MemoryKombo:
         return {"next": None, "results": self.jobs, "byte_size": 1}
 
 
-def context(jobs: list[dict[str, Any]]) -> Context:
+def context(jobs: list[dict[str, Any]], metrics: GatewayMetrics | None = None) -> Context:
     kombo = CachedKombo(MemoryKombo(jobs), UpstreamCache(0), fingerprint="t")  # type: ignore[arg-type]
     return Context(
         kombo=kombo,
         loaders=Loaders(kombo, GatewayMetrics()),
         integration_id=SANDBOX_INTEGRATION_IDS[0],
+        metrics=metrics,
     )
 
 
@@ -78,8 +101,11 @@ def damaged_jobs(rng: random.Random, damage: float) -> list[dict[str, Any]]:
             elif isinstance(record[key], dict):
                 harm(record[key])
             elif isinstance(record[key], list):
-                for item in record[key]:
-                    if isinstance(item, dict):
+                items = record[key]
+                for index, item in enumerate(items):
+                    if rng.random() < damage / 4:
+                        items[index] = rng.choice(WEIRD_VALUES)
+                    elif isinstance(item, dict):
                         harm(item)
 
     for job in jobs:
@@ -180,33 +206,158 @@ def test_fast_path_matches_graphql_core(chunk: int):
     assert asyncio.run(check()) == CASES // 6
 
 
+def fallbacks(metrics: GatewayMetrics, reason: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "gateway_fastpath_fallbacks_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
 def test_the_cases_reach_the_fast_path_and_its_fallback():
     """Guards the test above: clean data takes the fast path, damage triggers fallbacks."""
     query = "{ jobs(first: 3) { nodes { komboId name stages { name } } } }"
     clean = SOURCE_JOBS[:3]
     broken = copy.deepcopy(clean)
-    del broken[1]["id"]  # komboId is non-null: graphql-core reports it
+    broken[1]["name"] = 42  # `name` is a String: the standard path reports it
 
     async def check() -> None:
-        fast, plain = await run_both(query, {}, clean)
+        metrics = GatewayMetrics()
+        fast = await FAST.execute(query, context_value=context(clean, metrics))
+        plain = await PLAIN.execute(query, context_value=context(clean))
         assert fast.errors is None and fast.data == plain.data
-        fast, plain = await run_both(query, {}, broken)
+        assert fallbacks(metrics, "raised") == fallbacks(metrics, "not_compiled") == 0
+        fast = await FAST.execute(query, context_value=context(broken, metrics))
+        plain = await PLAIN.execute(query, context_value=context(broken))
         assert fast.errors and [e.formatted for e in fast.errors] == [
             e.formatted for e in plain.errors or []
         ]
+        assert fast.data == plain.data
+        assert fallbacks(metrics, "raised") >= 1
 
     asyncio.run(check())
 
 
-def test_a_role_that_is_no_string_is_left_out_not_an_internal_error():
+def test_a_role_that_is_no_string_is_left_out_and_reported_not_an_internal_error():
     job = copy.deepcopy(SOURCE_JOBS[0])
     job["hiring_team"] = [{"id": "m1", "hiring_team_roles": ["RECRUITER", {"a": 1}, 3, None]}]
     query = "{ jobs(first: 1) { nodes { hiringTeam { hiringTeamRoles hiringTeamRolesRaw } } } }"
 
     async def check() -> None:
         for result in await run_both(query, {}, [job]):
-            assert result.errors is None
             member = result.data["jobs"]["nodes"][0]["hiringTeam"][0]
             assert member == {"hiringTeamRoles": ["RECRUITER"], "hiringTeamRolesRaw": ["RECRUITER"]}
+            errors = [e.formatted for e in result.errors or []]
+            assert [(e["path"][-1], e["extensions"]["code"]) for e in errors] == [
+                ("hiringTeamRoles", "UPSTREAM_ERROR"),
+                ("hiringTeamRolesRaw", "UPSTREAM_ERROR"),
+            ]
 
     asyncio.run(check())
+
+
+def test_a_question_completed_on_its_own_still_finds_its_precondition():
+    """A job with bad data takes the standard path; its questions, completed by compiled
+    code one by one, still resolve `preconditionQuestion` within the job."""
+    job = copy.deepcopy(
+        next(
+            job
+            for job in SOURCE_JOBS
+            if any(q.get("precondition_question_id") for q in job["screening_questions"])
+        )
+    )
+    job["weekly_hours"] = "forty"
+    query = (
+        "{ jobs(first: 1) { nodes { weeklyHours screeningQuestions {"
+        "  komboId preconditionQuestion { komboId } } } } }"
+    )
+
+    async def check() -> None:
+        fast, plain = await run_both(query, {}, [job])
+        assert fast.data == plain.data
+        questions = fast.data["jobs"]["nodes"][0]["screeningQuestions"]
+        assert any(question["preconditionQuestion"] for question in questions)
+
+    asyncio.run(check())
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox's data, served by a real gateway over HTTP, never leaves the fast path
+# --------------------------------------------------------------------------------------------
+
+ALL_JOBS = (
+    "query All($after: String) {"
+    "  jobs(first: 250, after: $after, filter: {includeDeleted: true}) {"
+    "    pageInfo { hasNextPage endCursor }"
+    "    edges { cursor node { id komboId } }"
+    "    nodes {" + JOB_ALL_FIELDS + "    }"
+    "  }"
+    "}"
+)
+BY_ID = (
+    "query ById($id: ID!, $ids: [ID!]!) {"
+    "  job(id: $id) {" + JOB_ALL_FIELDS + "  }"
+    "  nodes(ids: $ids) { ... on Job {" + JOB_ALL_FIELDS + "  } }"
+    "}"
+)
+
+
+@pytest.fixture(scope="module")
+def counted_gateway(sandbox_url: str) -> Iterator[str]:
+    """A gateway of its own, so that its fallback counter counts this module's requests."""
+    settings = Settings(
+        api_key=SANDBOX_API_KEY,
+        base_url=f"{sandbox_url}/v1",
+        integration_id=SANDBOX_INTEGRATION_IDS[0],
+        cache_ttl=0,
+        rate_limit=0,
+    )
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def served_fallbacks(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics").text
+    counts = {"not_compiled": 0.0, "raised": 0.0}
+    for line in text.splitlines():
+        for reason in counts:
+            if line.startswith(f'gateway_fastpath_fallbacks_total{{reason="{reason}"}} '):
+                counts[reason] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+@pytest.mark.parametrize("integration", SANDBOX_INTEGRATION_IDS)
+def test_every_field_of_every_sandbox_job_takes_the_fast_path(
+    counted_gateway: str, integration: str
+):
+    gql = GraphQLClient(counted_gateway)
+    headers = {"X-Integration-Id": integration}
+    before = served_fallbacks(counted_gateway)
+    ids: list[str] = []
+    after = None
+    while True:
+        connection = gql.data(ALL_JOBS, {"after": after}, headers)["jobs"]
+        ids += [job["komboId"] for job in connection["nodes"]]
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+    assert len(ids) == len(dataset()[integration].jobs)
+    for start in range(0, len(ids), 100):
+        chunk = ids[start : start + 100]
+        data = gql.data(BY_ID, {"id": chunk[0], "ids": chunk}, headers)
+        assert data["job"]["komboId"] == chunk[0]
+        assert [job["komboId"] for job in data["nodes"]] == chunk
+    assert served_fallbacks(counted_gateway) == before == {"not_compiled": 0, "raised": 0}
+
+
+def test_the_fallback_counter_counts(counted_gateway: str, faults: Callable[..., None]):
+    """Guards the test above: a job the fast path refuses is counted (so the app's
+    metrics do reach the executor)."""
+    job = copy.deepcopy(SOURCE_JOBS[0])
+    job["weekly_hours"] = "forty"
+    faults({"status": 200, "body": {"status": "success", "data": {"next": None, "results": [job]}}})
+    before = served_fallbacks(counted_gateway)["raised"]
+    result = GraphQLClient(counted_gateway).execute(
+        "{ jobs(first: 1) { nodes { komboId weeklyHours } } }"
+    )
+    assert result["data"]["jobs"]["nodes"] == [{"komboId": job["id"], "weeklyHours": None}]
+    assert served_fallbacks(counted_gateway)["raised"] > before

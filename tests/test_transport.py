@@ -9,8 +9,11 @@ client already handles, never as an aiohttp one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import ssl
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -20,7 +23,7 @@ import trustme
 from gateway.config import Settings
 from gateway.metrics import GatewayMetrics
 from gateway.state import create_http_client
-from gateway.transport import AiohttpTransport
+from gateway.transport import AiohttpTransport, ResponseTooLarge
 
 #: Reads one request head from the stream and writes (part of) an answer.
 Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -81,10 +84,14 @@ def answer(body: bytes, *, headers: str = "", status: str = "200 OK") -> Respond
 async def client_for() -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     clients: list[httpx.AsyncClient] = []
 
-    def make(read: float = 5.0, max_connections: int = 10) -> httpx.AsyncClient:
+    def make(
+        read: float = 5.0, max_connections: int = 10, cap: int | None = None
+    ) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(read, connect=2.0, pool=read),
-            transport=AiohttpTransport(httpx.Limits(max_connections=max_connections)),
+            transport=AiohttpTransport(
+                httpx.Limits(max_connections=max_connections), max_body_bytes=cap
+            ),
         )
         clients.append(client)
         return client
@@ -242,3 +249,233 @@ async def test_the_gateway_client_refuses_a_certificate_it_cannot_verify(authori
             with pytest.raises(httpx.ConnectError, match="(?i)certificate"):
                 await client.get(server.url + "/v1/ats/jobs")
     assert server.heads == []
+
+
+# --- KOMBO_MAX_RESPONSE_BYTES: bodies are capped as received and after decompression ------
+
+CAP = 1024 * 1024
+#: Bytes the server writes per step of a streamed answer.
+BLOCK = b"{" * 65536
+
+
+def streamed(total: int | None, framing: str, headers: str = "") -> Responder:
+    """An answer of `total` bytes (None: endless, for at most 10 s) written block by block,
+    as a server streams it: `framing` is "length" (declared up front), "chunked", or
+    "close" (no length: the body ends when the connection does)."""
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        length = f"Content-Length: {total}\r\n" if framing == "length" else ""
+        chunked = "Transfer-Encoding: chunked\r\n" if framing == "chunked" else ""
+        close = "Connection: close\r\n" if framing == "close" else ""
+        writer.write(f"HTTP/1.1 200 OK\r\n{length}{chunked}{close}{headers}\r\n".encode())
+        block = b"%x\r\n%s\r\n" % (len(BLOCK), BLOCK) if framing == "chunked" else BLOCK
+        loop = asyncio.get_running_loop()
+        deadline, sent = loop.time() + 10, 0
+        while (total is None or sent < total) and loop.time() < deadline:
+            writer.write(block)
+            sent += len(BLOCK)
+            await writer.drain()  # raises once the client has closed the connection
+        if framing == "chunked":
+            writer.write(b"0\r\n\r\n")
+        if framing == "close":
+            raise ConnectionError  # the end of the body
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("total", "framing"),
+    [
+        pytest.param(200 * 1024 * 1024, "length", id="declared-200MB"),
+        pytest.param(8 * CAP, "chunked", id="chunked"),
+        pytest.param(8 * CAP, "close", id="until-close"),
+        pytest.param(None, "chunked", id="endless-chunked"),
+        pytest.param(None, "close", id="endless-until-close"),
+    ],
+)
+async def test_a_body_over_the_cap_is_refused_promptly_and_its_connection_closed(
+    client_for, total, framing
+):
+    async with RawServer(streamed(total, framing)) as server:
+        client = client_for(cap=CAP)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ResponseTooLarge) as caught:
+            await client.get(server.url)
+        assert asyncio.get_running_loop().time() - started < 2
+        assert caught.value.request.url == server.url
+        # The half-read connection is closed, not kept for the next request...
+        await asyncio.wait_for(server.closed.wait(), 2)
+        # ...and the client goes on working on a new one.
+        server.responder = answer(b'{"ok":true}')
+        assert (await client.get(server.url)).json() == {"ok": True}
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+async def test_a_body_of_exactly_the_cap_is_read_whole(client_for, framing):
+    async with RawServer(streamed(CAP, framing)) as server:
+        response = await client_for(cap=CAP).get(server.url)
+    assert response.content == BLOCK * (CAP // len(BLOCK))
+
+
+def deflated(data: bytes, wbits: int) -> bytes:
+    """`data` compressed: wbits 31 gzip, 15 zlib-wrapped deflate, -15 raw deflate."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@functools.cache
+def bomb(size: int, wbits: int = 31) -> bytes:
+    """`size` bytes of zeros compressed (about 1000:1), without holding them uncompressed."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits, 9, zlib.Z_RLE)
+    zeros = bytes(1024 * 1024)
+    packed = [packer.compress(zeros) for _ in range(size // len(zeros))]
+    return b"".join([*packed, packer.flush()])
+
+
+#: Varied enough that it takes many decompression steps (it compresses about 4:1).
+DOCUMENT = b",".join(b'{"id":"%d","name":"Job %d"}' % (n, n * 7919 % 1000) for n in range(20_000))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        pytest.param("gzip", deflated(DOCUMENT, 31), id="gzip"),
+        pytest.param("x-gzip", deflated(DOCUMENT, 31), id="x-gzip"),
+        pytest.param("deflate", deflated(DOCUMENT, 15), id="deflate-zlib"),
+        pytest.param("deflate", deflated(DOCUMENT, -15), id="deflate-raw"),
+        pytest.param("GZIP, identity", deflated(DOCUMENT, 31), id="gzip-then-identity"),
+        pytest.param("deflate, gzip", deflated(deflated(DOCUMENT, 15), 31), id="deflate-then-gzip"),
+        pytest.param("identity", DOCUMENT, id="identity"),
+    ],
+)
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+async def test_encoded_bodies_under_the_cap_are_decoded_once(client_for, encoding, body, framing):
+    assert len(DOCUMENT) < CAP
+    length = f"Content-Length: {len(body)}\r\n" if framing == "length" else ""
+    chunked = "Transfer-Encoding: chunked\r\n" if framing == "chunked" else ""
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\n{length}{chunked}\r\n"
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(head.encode())
+        if framing == "length":
+            writer.write(body)
+            return
+        for start in range(0, len(body), 1000):  # small chunks: decoding spans reads
+            part = body[start : start + 1000]
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async with RawServer(respond) as server:
+        response = await client_for(cap=CAP).get(server.url)
+    assert response.content == DOCUMENT
+    # httpx is handed the decoded body as it is (it must not decode it again).
+    assert response.headers.get("content-encoding", "identity") == "identity"
+    if framing == "length":
+        assert response.headers["content-length"] == str(len(DOCUMENT))
+
+
+@pytest.mark.parametrize(
+    ("encoding", "wbits"),
+    [
+        pytest.param("gzip", 31, id="gzip"),
+        pytest.param("deflate", 15, id="deflate"),
+        pytest.param("deflate", -15, id="deflate-raw"),
+        # Inflates to a harmless 100 KB, which is itself the bomb.
+        pytest.param("gzip, gzip", 31, id="gzip-of-a-bomb"),
+    ],
+)
+async def test_a_compression_bomb_is_refused_without_inflating_it(client_for, encoding, wbits):
+    body = bomb(100 * 1024 * 1024, wbits)
+    assert len(body) < 200 * 1024  # 100 MB of zeros
+    if encoding == "gzip, gzip":
+        body = deflated(body, 31)
+    async with RawServer(answer(body, headers=f"Content-Encoding: {encoding}\r\n")) as server:
+        client = client_for(cap=CAP)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ResponseTooLarge, match="after decompression"):
+                await client.get(server.url)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    # The cap (1 MiB) and a few steps of 64 KiB, never the 100 MB it expands to.
+    assert peak < 4 * CAP
+
+
+async def test_a_compression_bomb_leaves_the_event_loop_responsive(client_for):
+    """Inflating up to the cap (here 64 MiB: about 60 ms of CPU) is sliced into turns."""
+    loop = asyncio.get_running_loop()
+    longest_gap = 0.0
+    reading = True
+
+    async def tick() -> None:
+        nonlocal longest_gap
+        last = loop.time()
+        while reading:
+            await asyncio.sleep(0)
+            now = loop.time()
+            longest_gap, last = max(longest_gap, now - last), now
+
+    body = bomb(100 * 1024 * 1024)
+    async with RawServer(answer(body, headers="Content-Encoding: gzip\r\n")) as server:
+        client = client_for(cap=64 * CAP)
+        ticker = asyncio.create_task(tick())
+        try:
+            with pytest.raises(ResponseTooLarge):
+                await client.get(server.url)
+        finally:
+            reading = False
+            await ticker
+    # Unsliced, this bomb held the loop for over 200 ms; sliced, about 2 ms per turn.
+    assert longest_gap < 0.05
+
+
+def corrupt_midway() -> bytes:
+    """A gzip stream that goes bad after hundreds of KB of output: a block of the type
+    deflate reserves (BTYPE 11) after a flush to a byte boundary."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return packer.compress(DOCUMENT) + packer.flush(zlib.Z_FULL_FLUSH) + b"\x07" + bytes(100)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"not gzip", id="not-gzip"),
+        pytest.param(corrupt_midway(), id="corrupt-midway"),
+    ],
+)
+async def test_a_corrupt_compressed_body_is_a_decoding_error(client_for, body):
+    async with RawServer(answer(body, headers="Content-Encoding: gzip\r\n")) as server:
+        with pytest.raises(httpx.DecodingError) as caught:
+            await client_for(cap=CAP).get(server.url)
+    assert not isinstance(caught.value, ResponseTooLarge)
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
+async def test_a_coding_the_transport_cannot_decode_is_a_decoding_error(client_for, encoding):
+    responder = answer(b"\x1b\x00\x00", headers=f"Content-Encoding: {encoding}\r\n")
+    async with RawServer(responder) as server:
+        with pytest.raises(httpx.DecodingError, match="not supported"):
+            await client_for(cap=CAP).get(server.url)
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        pytest.param(None, "gzip, deflate", id="httpx-default"),
+        pytest.param("gzip, deflate, br, zstd", "gzip, deflate", id="httpx-with-brotli"),
+        pytest.param("br;q=1.0, gzip;q=0.5", "gzip;q=0.5", id="weights-kept"),
+        pytest.param("br", "identity", id="nothing-decodable"),
+        pytest.param("identity", "identity", id="identity"),
+    ],
+)
+async def test_requests_accept_only_the_codings_the_transport_decodes(client_for, sent, expected):
+    async with RawServer(answer(b"{}")) as server:
+        headers = {"Accept-Encoding": sent} if sent else {}
+        await client_for().get(server.url, headers=headers)
+    lines = server.heads[0].decode().lower().split("\r\n")
+    assert [line for line in lines if line.startswith("accept-encoding:")] == [
+        f"accept-encoding: {expected}"
+    ]

@@ -21,12 +21,13 @@ from graphql import (
     specified_directives,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter
 from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.errors import BadUserInput
+from gateway.schema.document_shape import DEFAULT_MAX_FIELDS, ShapeLimits
 from gateway.schema.operation import OperationExtension, PreparedDocuments
 from gateway.schema.projection import ProjectingExecutionContext
 from gateway.schema.query import Query
@@ -88,6 +89,8 @@ class QueryLimits:
     introspection: bool = True
     #: Operations one HTTP request may carry as a JSON list (1: no batching).
     max_batch: int = 10
+    #: Fields one operation may select after fragment expansion.
+    max_fields: int = DEFAULT_MAX_FIELDS
 
 
 _REFERENCE_KEYS = frozenset({"id", "komboId"})
@@ -121,7 +124,10 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
     # Parsed and validated documents are reused per query text: clients repeat the
     # same few queries, and compiled projections are keyed by the document's nodes.
     documents = PreparedDocuments(
-        rules=_validation_rules(limits), max_tokens=limits.max_tokens, size=DOCUMENT_CACHE_SIZE
+        rules=_validation_rules(limits),
+        max_tokens=limits.max_tokens,
+        size=DOCUMENT_CACHE_SIZE,
+        shape=ShapeLimits(max_fields=limits.max_fields, max_depth=limits.max_depth),
     )
     # A factory, not an instance: Strawberry builds extensions afresh for every operation.
     extensions: list[Any] = [functools.partial(OperationExtension, documents)]
@@ -135,11 +141,10 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
 
 
 def _validation_rules(limits: QueryLimits) -> list[Any]:
-    """Depth, alias and (optionally) introspection rules, built once per schema."""
-    rules = [
-        *QueryDepthLimiter(limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(limits.max_aliases).validation_rules,
-    ]
+    """Alias and (optionally) introspection rules, built once per schema. Depth is checked
+    with the document's shape (`document_shape`), before these: Strawberry's depth limiter
+    recurses through fragments, once per spread."""
+    rules = [*MaxAliasesLimiter(limits.max_aliases).validation_rules]
     if not limits.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     return rules

@@ -3,7 +3,8 @@
 Kombo passes a value it cannot map through as the original string (e.g.
 `employment_type: "Werkstudent"`). An enum field therefore resolves to the enum
 value when Kombo's string is one of ours and to null otherwise, while its `...Raw`
-sibling always holds the string as sent::
+sibling always holds the string as sent. A value that is no string at all is Kombo's
+error, not a pass-through: both fields are null with an UPSTREAM_ERROR::
 
     employment_type: EmploymentType | None = enum_field("employment_type", EmploymentType)
     employment_type_raw: str | None = raw_field("employment_type")
@@ -16,7 +17,7 @@ from typing import Any
 
 import strawberry
 
-from gateway.schema.projection import PROJECTION
+from gateway.schema.projection import PROJECTION, WrongValueType
 
 
 @strawberry.enum(description="Kind of employment. Unmapped upstream values: see `...Raw`.")
@@ -122,13 +123,18 @@ def enum_field(key: str, enum_type: type[enum.Enum]) -> Any:
     """A field reading Kombo's `key` as `enum_type`: null when Kombo sent a value we don't know.
 
     It returns Kombo's string itself, which graphql-core serializes by value: no enum
-    member is built per record.
+    member is built per record. A value that is no string raises `WrongValueType`
+    (null with an UPSTREAM_ERROR).
     """
     allowed = enum_values(enum_type)
 
     def resolve(root: dict[str, Any]) -> Any:
         value = root.get(key)
-        return value if isinstance(value, str) and value in allowed else None
+        if type(value) is str:
+            return value if value in allowed else None
+        if value is None:
+            return None
+        raise WrongValueType(value, "a string")
 
     return strawberry.field(
         resolver=resolve,

@@ -31,6 +31,7 @@ from strawberry.schema.schema import validate_document
 
 from gateway.errors import Phase, code_error
 from gateway.observability import record_error_codes, set_operation
+from gateway.schema.document_shape import ShapeLimits, shape_problem
 
 
 class PreparedDocuments:
@@ -41,9 +42,17 @@ class PreparedDocuments:
     it would uncached.
     """
 
-    def __init__(self, *, rules: Sequence[type[ASTValidationRule]], max_tokens: int, size: int):
+    def __init__(
+        self,
+        *,
+        rules: Sequence[type[ASTValidationRule]],
+        max_tokens: int,
+        size: int,
+        shape: ShapeLimits,
+    ):
         self.rules = tuple(rules)
         self.max_tokens = max_tokens
+        self.shape = shape
         self._size = size
         #: query -> [document, validation errors (None until validated), rules validated with]
         self._entries: OrderedDict[str, list[Any]] = OrderedDict()
@@ -68,12 +77,22 @@ class PreparedDocuments:
         document: DocumentNode,
         rules: tuple[type[ASTValidationRule], ...],
     ) -> list[GraphQLError]:
-        """The validation errors of `document` (parsed from `query`) under `rules`."""
+        """The validation errors of `document` (parsed from `query`) under `rules`.
+
+        The document's shape (fields after expansion, depth, nesting) is checked first,
+        alone: graphql-core's rules (`OverlappingFieldsCanBeMerged` above all) walk every
+        expansion of every fragment, recursively, which is exponential in the document's
+        size for a document built to be; the shape check is linear and iterative.
+        """
         entry = self._entries.get(query)
         if entry is not None and entry[0] is document and entry[2] == rules:
             errors: list[GraphQLError] = entry[1]
             return errors
-        errors = validate_document(schema, document, rules)  # Strawberry's rules added
+        problem = shape_problem(document, self.shape)
+        if problem is not None:
+            errors = [GraphQLError(problem)]
+        else:
+            errors = validate_document(schema, document, rules)  # Strawberry's rules added
         if entry is not None and entry[0] is document:
             entry[1:] = [errors, rules]
         return errors

@@ -1,26 +1,58 @@
-"""The fast path: whole subtrees of Kombo data completed by code compiled per selection.
+"""The schema's executor: Kombo's data checked where graphql-core would fail on it, and
+the fast path, whole subtrees completed by code compiled per selection.
 
-graphql-core completes an object by resolving each selected field through its
-resolver, wrapping every value in bookkeeping (paths, awaitable checks, error
-handling). Our objects below the root fields are plain data already: Kombo's dicts.
-So `ProjectingExecutionContext.complete_object_value` compiles, once per selection
+**Kombo's data** (`GatewayExecutionContext`, both paths). Every value below `Job` is
+Kombo's JSON as sent, and the contract makes bad data Kombo's fault, field by field
+(api-contract.md §7), never a bug of ours (INTERNAL_SERVER_ERROR) and never a whole
+page lost to one record:
+
+- a leaf value of the wrong JSON type (`weeklyHours: "forty"`, `name: 42`, a
+  `DateTime` that is not an ISO 8601 string, an enum field holding a number) is null
+  with an `UPSTREAM_ERROR` at its path naming the field. The check is on JSON types, not
+  graphql-core's coercion, which would turn `"40"` into 40.0 and `1` into true;
+- an object field (`location`, `format`) whose value is not an object, or lacks a string
+  where its type has a non-null string (the `id` behind `id`/`komboId`, a format's
+  `type`), is null with an `UPSTREAM_ERROR`: no ID is ever invented;
+- a list of non-null items (`stages`, `screeningQuestions`, `options`,
+  `hiringTeamRolesRaw`, ...) never fails its field, let alone its job or the page:
+  a value that is not a list reads as an empty list (a nullable list, e.g.
+  `acceptedMimeTypes`, reads as null), and items that cannot be served (not an object,
+  an object without a string `id`, a string list item that is not a string) are left
+  out. Either way one `UPSTREAM_ERROR` is reported at the list field's path while the
+  field keeps its data: GraphQL allows an error whose path holds a value. graphql-core
+  has no call for that; `report` appends to the executor's collected errors without
+  marking the path as nulled (so errors further down still count).
+
+An error raised by a resolver or serializer of a field outside Kombo's data
+(`pageInfo`, `cursor`) is still a bug, coded INTERNAL_SERVER_ERROR.
+
+**The fast path** (`ProjectingExecutionContext`). graphql-core completes an object by
+resolving each selected field through its resolver, wrapping every value in bookkeeping
+(paths, awaitable checks, error handling). Our objects below the root fields are plain
+data already: Kombo's dicts. So `complete_object_value` compiles, once per selection
 set (after fragments, `@include`/`@skip` and aliases are applied by graphql-core's own
 `collect_subfields`), a Python function that builds the result dict directly, and
 uses it for every object of that selection:
 
     def p3(src, sib):
+        if type(src.get("id")) is not str: raise TypeError(...)
         v0 = src.get("name")
         if v0 is not None and type(v0) is not str: v0 = S_String(v0)
         ...
         return {"name": v0, "status": v1, "__typename": "Job", ...}
 
-Exactness: the code does what the resolvers and graphql-core's completion do (the
-same resolver functions where a field has one, the same scalar serializers, the
-same union `is_type_of` order). Anything unusual, a null in a non-null field, a value
-a serializer refuses, a shape it did not expect, raises inside the compiled code;
-the object is then completed again the standard way, which produces graphql-core's
-own errors and null propagation. `tests/test_projection.py` checks the two paths
-agree on generated queries and data.
+Exactness: the code does what the resolvers and `GatewayExecutionContext` do on good
+data (the same resolver functions where a field has one, the same strict scalar
+checks, the same union `is_type_of` order). Anything unusual, a null in a non-null
+field, a value of the wrong type, an item that would be left out, a shape it did not
+expect, raises inside the compiled code; the object is then completed again the
+standard way, which reports the errors and leaves out what cannot be served. So bad
+data costs its own object the fast path, nothing more. Each such fallback, and each
+object of a selection the compiler refused, counts in
+`gateway_fastpath_fallbacks_total{reason="raised"|"not_compiled"}` when the request's
+`Context` carries the app's metrics. `tests/test_projection.py` checks the two paths
+agree on generated queries and damaged data, and that the sandbox's data never falls
+back.
 """
 
 from __future__ import annotations
@@ -32,13 +64,19 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from graphql import (
+    GraphQLAbstractType,
     GraphQLEnumType,
+    GraphQLLeafType,
     GraphQLList,
+    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
+    GraphQLSchema,
     GraphQLUnionType,
+    get_named_type,
+    located_error,
 )
 from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from graphql.language import (
@@ -48,9 +86,11 @@ from graphql.language import (
     visit,
 )
 from graphql.language.visitor import Visitor
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gateway.ids import global_id
+from gateway.errors import UpstreamDataError
+from gateway.ids import JOB_TYPE, global_id
 
 Projector = Callable[[dict[str, Any], Any], dict[str, Any]]
 _CACHE_SIZE = 2048
@@ -60,13 +100,275 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 #: than its parent dict, so that compiled code can do the same without `info`.
 PROJECTION = "gateway.projection"
 
+#: The JSON types Kombo sends for each built-in scalar (bool is not an int here: a
+#: `type()` check, not `isinstance`). DateTime and JSON: their serializers decide.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "String": (str,),
+    "ID": (str,),
+    "Boolean": (bool,),
+    "Float": (int, float),
+    "Int": (int, float),  # 3.0 is an integer in JSON; the coercion refuses 3.5
+}
+
+
+class WrongValueType(Exception):
+    """A value of Kombo's is not of its field's type. Raised by serializers' strict checks
+    and by resolvers; the executor reports it as `UpstreamDataError` naming the field."""
+
+    def __init__(self, value: Any, expected: str) -> None:
+        super().__init__(f"expected {expected}, got {json_kind(value)}")
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in a few words (never the value: it may be huge)."""
+    kind = _KINDS.get(type(value))
+    return kind if kind is not None else f"a {type(value).__name__}"
+
+
+_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _wrong_type(field: str, detail: str) -> str:
+    return f"Kombo sent a value of the wrong type for `{field}`: {detail}"
+
 
 class _NotProjectable(Exception):
     """The selection has something the compiler does not handle: use the standard path."""
 
 
-class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, completing plain-data objects with compiled projections."""
+def kombo_shapes(schema: GraphQLSchema) -> dict[str, tuple[str, ...]]:
+    """The types holding Kombo's data (`Job` and every type below it), each with the keys
+    that must hold a string for an object to be served at all: the sources of its
+    non-null `String`/`ID` fields (the `id` behind `id` and `komboId`, a format's
+    `type`). A union maps to the keys all its members require. Computed once per schema."""
+    entry = _SHAPES.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    shapes: dict[str, tuple[str, ...]] = {}
+    root = schema.type_map.get(JOB_TYPE)
+    pending: list[Any] = [root] if root is not None else []
+    while pending:
+        type_ = pending.pop()
+        if type_.name in shapes:
+            continue
+        if isinstance(type_, GraphQLUnionType):
+            shapes[type_.name] = ()
+            pending += type_.types
+            continue
+        keys: list[str] = []
+        for field in type_.fields.values():
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else None
+            if isinstance(inner, GraphQLScalarType) and inner.name in ("String", "ID"):
+                key = source_key(field)
+                if key is not None and key not in keys:
+                    keys.append(key)
+            named = get_named_type(field.type)
+            if isinstance(named, GraphQLObjectType | GraphQLUnionType):
+                pending.append(named)
+        shapes[type_.name] = tuple(keys)
+    for name in list(shapes):
+        union = schema.type_map[name]
+        if isinstance(union, GraphQLUnionType):
+            first, *others = [shapes[member.name] for member in union.types]
+            shapes[name] = tuple(k for k in first if all(k in other for other in others))
+    _SHAPES[id(schema)] = (schema, shapes)
+    return shapes
+
+
+_SHAPES: dict[int, tuple[GraphQLSchema, dict[str, tuple[str, ...]]]] = {}
+
+
+def servable(value: Any, keys: tuple[str, ...]) -> bool:
+    """Whether `value` can be served as an object of a type with these required keys."""
+    if type(value) is not dict:
+        return False
+    return all(type(value.get(key)) is str for key in keys)
+
+
+def _object_shape(keys: tuple[str, ...]) -> str:
+    if not keys:
+        return "an object"
+    return "an object with a string " + " and ".join(f"`{key}`" for key in keys)
+
+
+def strict_serializer(type_: GraphQLLeafType) -> Callable[[Any], Any]:
+    """The type's output coercion, refusing (WrongValueType) a value whose JSON type is
+    not the scalar's, and turning any refusal of the coercion into WrongValueType."""
+    coerce = type_.coerce_output_value
+    allowed = _JSON_TYPES.get(type_.name) if isinstance(type_, GraphQLScalarType) else None
+    name = type_.name
+
+    def serialize(value: Any) -> Any:
+        if allowed is not None and type(value) not in allowed:
+            raise WrongValueType(value, name)
+        try:
+            coerced = coerce(value)
+        except Exception as exc:
+            raise WrongValueType(value, name) from exc
+        if coerced is None:
+            raise WrongValueType(value, name)
+        return coerced
+
+    return serialize
+
+
+_STRICT: dict[GraphQLLeafType, Callable[[Any], Any]] = {}
+
+
+def _strict(type_: GraphQLLeafType) -> Callable[[Any], Any]:
+    serialize = _STRICT.get(type_)
+    if serialize is None:
+        serialize = _STRICT[type_] = strict_serializer(type_)
+    return serialize
+
+
+class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, checking Kombo's data where graphql-core would fail on
+    it (see the module docstring). Costs nothing on values that are right, beyond one
+    type check per leaf, object and list: the work is where they are wrong."""
+
+    @property
+    def kombo_types(self) -> dict[str, tuple[str, ...]]:
+        return kombo_shapes(self.schema)
+
+    @staticmethod
+    def complete_leaf_value(return_type: GraphQLLeafType, result: Any) -> Any:
+        return _strict(return_type)(result)
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        self._check_object(return_type, info, result)
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def complete_abstract_value(
+        self,
+        return_type: GraphQLAbstractType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        self._check_object(return_type, info, result)
+        return super().complete_abstract_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _check_object(self, type_: GraphQLNamedType, info: Any, result: Any) -> None:
+        """Raises UpstreamDataError when `result` cannot be served as Kombo's `type_`."""
+        keys = self.kombo_types.get(type_.name)
+        if keys is not None and not servable(result, keys):
+            got = "an object without it" if type(result) is dict else json_kind(result)
+            detail = f"expected {_object_shape(keys)}, got {got}"
+            raise UpstreamDataError(_wrong_type(info.field_name, detail))
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        if info.parent_type.name in self.kombo_types:
+            result = self._servable_items(return_type, field_details_list, info, path, result)
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _servable_items(
+        self, return_type: GraphQLList[Any], details: Any, info: Any, path: Path, result: Any
+    ) -> Any:
+        """The items of Kombo's list that can be served; reports what it leaves out."""
+        name = info.field_name
+        if type(result) is not list:
+            message = _wrong_type(name, f"expected a list, got {json_kind(result)}")
+            field_type = info.return_type
+            if not (isinstance(field_type, GraphQLNonNull) and field_type.of_type is return_type):
+                raise UpstreamDataError(message)
+            self.report(details, path, message + "; it reads as an empty list")
+            return []
+        item_type = return_type.of_type
+        if not isinstance(item_type, GraphQLNonNull):
+            return result  # a bad item is null with its own error
+        check, shape = self._item_check(item_type.of_type)
+        kept = [item for item in result if check(item)]
+        left_out = len(result) - len(kept)
+        if left_out:
+            items = "1 item" if left_out == 1 else f"{left_out} items"
+            self.report(
+                details,
+                path,
+                f"Kombo sent {items} in `{name}` that cannot be served (each must be "
+                f"{shape}); left out",
+            )
+        return kept
+
+    def _item_check(self, type_: Any) -> tuple[Callable[[Any], bool], str]:
+        if isinstance(type_, GraphQLObjectType):
+            keys = self.kombo_types.get(type_.name, ())
+            return (lambda item: servable(item, keys)), _object_shape(keys)
+        if isinstance(type_, GraphQLScalarType | GraphQLEnumType):
+            serialize = _strict(type_)
+
+            def check(item: Any) -> bool:
+                try:
+                    serialize(item)
+                except WrongValueType:
+                    return False
+                return True
+
+            article = "an" if type_.name[0] in "AEIOU" else "a"
+            return check, f"{article} {type_.name}"
+        return (lambda item: type(item) is dict), "an object"
+
+    def report(self, field_details_list: Any, path: Path, message: str) -> None:
+        """Add an UPSTREAM_ERROR at `path` without nulling the field: its value stands."""
+        errors = self.collected_errors
+        if errors.has_nulled_position(path):
+            return
+        nodes = [detail.node for detail in field_details_list]
+        errors.errors.append(located_error(UpstreamDataError(message), nodes, path.as_list()))
+
+    def handle_field_error(
+        self,
+        raw_error: Exception,
+        return_type: GraphQLOutputType,
+        field_details_list: Any,
+        path: Path,
+    ) -> None:
+        if isinstance(raw_error, WrongValueType) and self._in_kombo_data(path):
+            name = field_details_list[0].node.name.value
+            raw_error = UpstreamDataError(_wrong_type(name, str(raw_error)))
+        super().handle_field_error(raw_error, return_type, field_details_list, path)
+
+    def _in_kombo_data(self, path: Path | None) -> bool:
+        """Whether the field at `path` (or the list item) belongs to a type of Kombo's."""
+        while path is not None and path.typename is None:
+            path = path.prev
+        return path is not None and path.typename in self.kombo_types
+
+
+class ProjectingExecutionContext(GatewayExecutionContext):
+    """`GatewayExecutionContext`, completing plain-data objects with compiled projections."""
 
     def complete_object_value(
         self,
@@ -81,14 +383,24 @@ class ProjectingExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return_type.is_type_of is None or return_type.is_type_of(result, info)
         ):
             project = self._projector(return_type, field_details_list)
-            if project is not None:
+            if project is None:
+                self._count_fallback("not_compiled")
+            else:
+                # A question completed on its own (its job took the standard path) finds
+                # its siblings where the standard `screeningQuestions` resolver left them.
+                siblings = getattr(self.context_value, "question_siblings", None)
                 try:
-                    return project(result, None)
+                    return project(result, siblings.get(id(result)) if siblings else None)
                 except Exception:
-                    pass
+                    self._count_fallback("raised")
         return super().complete_object_value(
             return_type, field_details_list, info, path, result, position_context
         )
+
+    def _count_fallback(self, reason: str) -> None:
+        metrics = getattr(self.context_value, "metrics", None)
+        if metrics is not None:
+            metrics.fastpath_fallbacks.labels(reason=reason).inc()
 
     def _projector(self, return_type: GraphQLObjectType, details: Any) -> Projector | None:
         nodes = tuple(detail.node for detail in details)
@@ -172,6 +484,7 @@ class _Compiler:
 
     def __init__(self, executor: ProjectingExecutionContext) -> None:
         self._executor = executor
+        self._kombo_types = executor.kombo_types
         self._lines: list[str] = []
         self._namespace: dict[str, Any] = {"_gid": global_id}
         self._counter = 0
@@ -206,7 +519,7 @@ class _Compiler:
         if collected.new_defer_usages:
             raise _NotProjectable
         name = self._name("p")
-        body: list[str] = []
+        body = self._servable_check(type_)
         items: list[str] = []
         for index, (response_key, field_details) in enumerate(collected.grouped_field_set.items()):
             local = f"v{index}"
@@ -226,6 +539,19 @@ class _Compiler:
         self._lines += ["    " + line for line in body]
         self._lines.append("    return {" + ", ".join(items) + "}")
         return name
+
+    def _servable_check(self, type_: GraphQLObjectType) -> list[str]:
+        """Code refusing an object of Kombo's that the standard path would not serve
+        (`GatewayExecutionContext.complete_object_value`, and the items its lists leave
+        out), whatever the selection reads of it."""
+        keys = self._kombo_types.get(type_.name)
+        if keys is None:
+            return []
+        if not keys:
+            return ["if type(src) is not dict: raise TypeError('not an object')"]
+        return [
+            f"if type(src.get({key!r})) is not str: raise TypeError('no string')" for key in keys
+        ]
 
     def _read(self, local: str, field: Any) -> list[str]:
         """Code that puts the field's resolved (not yet completed) value in `local`."""
@@ -247,23 +573,29 @@ class _Compiler:
 
     def _read_spec(self, local: str, spec: tuple[Any, ...]) -> list[str]:
         kind = spec[0]
-        if kind == "kombo_id":
-            return [f'{local} = str(src["id"])']
+        if kind == "kombo_id":  # a string: `_servable_check` made sure
+            return [f'{local} = src["id"]']
         if kind == "global_id":
             return [f'{local} = _gid({spec[1]!r}, src["id"])']
         if kind == "key":
             return [f"{local} = src.get({spec[1]!r})"]
         if kind == "list":
-            return [f"{local} = src.get({spec[1]!r}) or []"]
+            return [f"{local} = src.get({spec[1]!r})", f"if {local} is None: {local} = []"]
         if kind == "enum":
             allowed = self._constant(spec[2], "A")
             return [
                 f"{local} = src.get({spec[1]!r})",
-                f"if not (isinstance({local}, str) and {local} in {allowed}): {local} = None",
+                f"if not (type({local}) is str and {local} in {allowed}):",
+                f"    if {local} is not None and type({local}) is not str: raise TypeError",
+                f"    {local} = None",
             ]
         if kind == "questions":
             # The job's question list travels as `sib` to the questions below it.
-            return [f'{local} = src.get("screening_questions") or []', f"qsib = {local}"]
+            return [
+                f'{local} = src.get("screening_questions")',
+                f"if {local} is None: {local} = []",
+                f"qsib = {local}",
+            ]
         if kind == "precondition":
             return [
                 f"{local} = None",
@@ -308,11 +640,10 @@ class _Compiler:
             return self._scalar(local, type_)
         if isinstance(type_, GraphQLEnumType):
             names = frozenset(type_.values)
+            serialize = self._constant(_strict(type_), "E")
             if any(value.value != name for name, value in type_.values.items()):
-                serialize = self._constant(type_.serialize, "E")
                 return f"{serialize}({local})"
             known = self._constant(names, "N")
-            serialize = self._constant(type_.serialize, "E")
             return f"({local} if {local} in {known} else {serialize}({local}))"
         if isinstance(type_, GraphQLObjectType):
             projector = self.object(type_, details)
@@ -325,7 +656,7 @@ class _Compiler:
         return any(detail.node.name.value == "screeningQuestions" for detail in details)
 
     def _scalar(self, local: str, type_: GraphQLScalarType) -> str | None:
-        serialize = self._constant(type_.serialize, "S")
+        serialize = self._constant(_strict(type_), "S")
         fast = _FAST_SCALARS.get(type_.name)
         if fast is not None:
             return fast.format(v=local, s=serialize)
@@ -368,7 +699,7 @@ class _Compiler:
 
 
 # Fast checks that keep the common case inline; anything else goes through the type's
-# own serializer, which raises where graphql-core would (and the object falls back).
+# strict serializer, which raises where the standard path would (the object falls back).
 _FAST_SCALARS = {
     "String": "({v} if type({v}) is str else {s}({v}))",
     "ID": "({v} if type({v}) is str else {s}({v}))",

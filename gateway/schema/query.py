@@ -61,7 +61,7 @@ class Query:
         integration = info.context.require_integration()
         if query is None:
             return _EMPTY_CONNECTION
-        binding = cursor_binding(integration, query.to_params())
+        binding = cursor_binding(integration, query.to_params(), key=info.context.cursor_key)
         start = start_position(binding, after=None if after is UNSET else after, first=count)
         kombo = info.context.kombo
         reads = connection_reads(info)

@@ -6,6 +6,14 @@ Kombo's keys (`remote_id` -> `remoteId`), so a plain field costs one dict lookup
 no object is built per record or nested item. Only IDs, enums, non-null lists and
 union members need resolvers of their own. A key missing upstream reads as null;
 keys we don't know are never read.
+
+Values of the wrong type are checked by the executor (`gateway.schema.projection`):
+a wrongly typed leaf is null with an UPSTREAM_ERROR, an object without a string `id`
+is never served (no ID is invented), and a non-null list (`stages`, `hiringTeam`, ...)
+that is not a list reads as empty, its unusable items left out, with an UPSTREAM_ERROR
+at the list. So the resolvers here hand Kombo's values on unchanged where they cannot
+use them (a list field returns a non-list as sent, for the executor to report), and
+raise `WrongValueType` where they read a value themselves.
 """
 
 from __future__ import annotations
@@ -33,17 +41,24 @@ from gateway.schema.enums import (
     enum_values,
     raw_field,
 )
-from gateway.schema.projection import PROJECTION
+from gateway.schema.projection import PROJECTION, WrongValueType
 from gateway.schema.scalars import JSON, DateTime
 
 Record = dict[str, Any]
+
+
+def _kombo_id(root: Record) -> str:
+    kombo_id = root.get("id")
+    if type(kombo_id) is not str:  # the executor serves no such object: never reached
+        raise WrongValueType(kombo_id, "a string `id`")
+    return kombo_id
 
 
 def global_id_field(type_name: str) -> Any:
     """The `id` field: the type-qualified global ID of the record's Kombo `id`."""
 
     def resolve(root: Record) -> strawberry.ID:
-        return strawberry.ID(global_id(type_name, root["id"]))
+        return strawberry.ID(global_id(type_name, _kombo_id(root)))
 
     return strawberry.field(
         resolver=resolve,
@@ -53,8 +68,10 @@ def global_id_field(type_name: str) -> Any:
 
 
 def kombo_id_field() -> Any:
+    """The `komboId` field: Kombo's `id`, a string as sent (never `str()` of another value)."""
+
     def resolve(root: Record) -> str:
-        return str(root["id"])
+        return _kombo_id(root)
 
     return strawberry.field(
         resolver=resolve,
@@ -65,10 +82,15 @@ def kombo_id_field() -> Any:
 
 
 def list_field(key: str) -> Any:
-    """A non-null list field: Kombo's list, or an empty one when the key is missing or null."""
+    """A non-null list field: Kombo's list, or an empty one when the key is missing or null.
+
+    Any other value goes to the executor as sent: it reads as an empty list with an
+    UPSTREAM_ERROR, and items that cannot be served are left out the same way.
+    """
 
     def resolve(root: Record) -> Any:
-        return root.get(key) or []
+        value = root.get(key)
+        return [] if value is None else value
 
     return strawberry.field(resolver=resolve, metadata={PROJECTION: ("list", key)})
 
@@ -196,7 +218,10 @@ KNOWN_FORMAT_TYPES = frozenset(
 
 
 def _is_unknown_format(obj: Any, _info: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("type") not in KNOWN_FORMAT_TYPES
+    if not isinstance(obj, dict):
+        return False
+    format_type = obj.get("type")
+    return type(format_type) is not str or format_type not in KNOWN_FORMAT_TYPES
 
 
 _is_unknown_format.format_type = None  # type: ignore[attr-defined]  # "every other type"
@@ -241,17 +266,18 @@ def _resolve_precondition_question(root: Record, info: strawberry.Info[Context, 
     if wanted is None:
         return None
     for question in info.context.question_siblings.get(id(root), ()):
-        if question.get("id") == wanted:
+        if type(question) is dict and question.get("id") == wanted:
             return question
     return None
 
 
-def _resolve_precondition_options(root: Record) -> list[str] | None:
+def _resolve_precondition_options(root: Record) -> Any:
     options = root.get("precondition_options")
-    if options is None:
-        return None
-    # Kombo sends option IDs, or [true]/[false] for BOOLEAN preconditions.
-    return [("true" if o else "false") if isinstance(o, bool) else str(o) for o in options]
+    if type(options) is not list:
+        return options  # null, or a value the executor reports
+    # Kombo sends option IDs, or [true]/[false] for BOOLEAN preconditions; any other item
+    # is left out by the executor, with an error.
+    return [("true" if o else "false") if type(o) is bool else o for o in options]
 
 
 @strawberry.type(description="A question candidates answer when applying.")
@@ -300,12 +326,18 @@ _HIRING_TEAM_ROLES = enum_values(HiringTeamRole)
 
 
 def _resolve_hiring_team_roles(root: Record) -> Any:
-    roles = root.get("hiring_team_roles") or ()
-    return [role for role in roles if isinstance(role, str) and role in _HIRING_TEAM_ROLES]
+    """The mapped roles. Unmapped strings are left out here (Kombo's pass-through, not an
+    error); a role that is no string stays in, for the executor to leave out and report."""
+    roles = root.get("hiring_team_roles")
+    if type(roles) is not list:
+        return [] if roles is None else roles
+    return [role for role in roles if type(role) is not str or role in _HIRING_TEAM_ROLES]
 
 
-def _resolve_hiring_team_roles_raw(root: Record) -> list[str]:
-    return [role for role in root.get("hiring_team_roles") or () if isinstance(role, str)]
+def _resolve_hiring_team_roles_raw(root: Record) -> Any:
+    """Every role as sent; one that is no string is left out by the executor, reported."""
+    roles = root.get("hiring_team_roles")
+    return [] if roles is None else roles
 
 
 @strawberry.type(description="An ATS user who works on the job.")
@@ -325,10 +357,12 @@ class HiringTeamMember:
 
 
 def _resolve_screening_questions(root: Record, info: strawberry.Info[Context, None]) -> Any:
-    questions: list[Record] = root.get("screening_questions") or []
+    questions = root.get("screening_questions")
+    if type(questions) is not list:
+        return [] if questions is None else questions  # the executor reports a non-list
     siblings = info.context.question_siblings
     for question in questions:
-        if question.get("precondition_question_id") is not None:
+        if type(question) is dict and question.get("precondition_question_id") is not None:
             siblings[id(question)] = questions
     return questions
 
