@@ -147,6 +147,7 @@ def test_an_idle_connection_outlives_the_clients_keepalive(served: tuple[str, An
     url, _ = served
     host, port = url.removeprefix("http://").split(":")
     request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
     def answer(connection: socket.socket) -> bytes:
         """One whole answer (it may arrive in more than one segment)."""
         received = b""
