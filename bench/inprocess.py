@@ -91,7 +91,10 @@ class Recorder:
         *,
         deadline: float | None = None,
         keys: frozenset[str] | None = None,
+        before_attempt: Callable[[], None] | None = None,
     ) -> JobsPage:
+        if before_attempt is not None:
+            before_attempt()
         response = await self._http.get(
             "http://sandbox/v1" + JOBS_PATH,
             params=dict(params),
@@ -124,7 +127,10 @@ class Replay:
         *,
         deadline: float | None = None,
         keys: frozenset[str] | None = None,
+        before_attempt: Callable[[], None] | None = None,
     ) -> JobsPage:
+        if before_attempt is not None:
+            before_attempt()
         self.calls += 1
         key = params_key(integration_id, params)
         if self._preparsed:

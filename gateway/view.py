@@ -255,6 +255,7 @@ class GraphQLView(GraphQL[Context, None]):
             integration_problem=admission.integration_problem,
             max_ids=gateway.settings.max_ids,
             cursor_key=cursor_key,
+            metrics=gateway.metrics,
         )
 
     def parse_json(self, data: str | bytes) -> Any:

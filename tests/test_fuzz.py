@@ -1173,7 +1173,11 @@ _ALL_FIELDS_QUERY = "{ jobs(first: 5) { edges { cursor node {" + JOB_ALL_FIELDS 
 _LOOKUP_QUERY = "query($id: ID!) { job(id: $id) {" + JOB_ALL_FIELDS + "} }"
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),

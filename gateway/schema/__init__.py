@@ -29,7 +29,7 @@ from strawberry.types import ExecutionContext
 from gateway.errors import BadUserInput
 from gateway.schema.document_shape import DEFAULT_MAX_FIELDS, ShapeLimits
 from gateway.schema.operation import OperationExtension, PreparedDocuments
-from gateway.schema.projection import ProjectingExecutionContext
+from gateway.schema.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 
@@ -136,7 +136,9 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
         config=_config(limits.max_batch),
         extensions=extensions,
         federation_version=FEDERATION_VERSION,
-        execution_context_class=ProjectingExecutionContext if fast_path else None,
+        execution_context_class=ProjectingExecutionContext
+        if fast_path
+        else GatewayExecutionContext,
     )
 
 
