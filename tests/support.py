@@ -162,3 +162,18 @@ class GraphQLClient:
 
 def error_codes(result: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in result.get("errors", [])]
+
+
+def fanning_fragments(levels: int) -> str:
+    """A document whose fragments each spread the previous one twice: 2^levels fields in
+    about 40 bytes a level (~850 bytes at 21 levels)."""
+    fragments = ["fragment F0 on Job { id name }"]
+    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
+    return f"{{ jobs(first: 1) {{ nodes {{ ...F{levels - 1} }} }} }} " + " ".join(fragments)
+
+
+def fragment_chain(length: int) -> str:
+    """A document with a linear chain of `length` fragments, each spreading the next."""
+    fragments = ["fragment F0 on Job { id }"]
+    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} }}" for i in range(1, length)]
+    return f"{{ jobs(first: 1) {{ nodes {{ ...F{length - 1} }} }} }} " + " ".join(fragments)

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from bench.queries import JOB_ALL_FIELDS
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.sandbox.data import dataset
+from tests.support import fanning_fragments, fragment_chain
 
 INTEGRATION_A, INTEGRATION_B = SANDBOX_INTEGRATION_IDS
 #: The gateway's default body limit (1 MiB), which the test gateway keeps.
@@ -1068,19 +1069,6 @@ def _entities(representations: Any) -> bytes:
     return dumps({"query": query, "variables": {"r": representations}})
 
 
-def _fan_out(levels: int) -> str:
-    """Each fragment spreads the previous one twice: 2^levels fields in ~40 bytes a level."""
-    fragments = ["fragment F0 on Job { id name }"]
-    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
-    return f"{{ jobs(first: 1) {{ nodes {{ ...F{levels - 1} }} }} }} " + " ".join(fragments)
-
-
-def _chain(length: int) -> str:
-    fragments = ["fragment F0 on Job { id }"]
-    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} }}" for i in range(1, length)]
-    return f"{{ jobs(first: 1) {{ nodes {{ ...F{length - 1} }} }} }} " + " ".join(fragments)
-
-
 JSON = (b"content-type", b"application/json")
 HOSTILE = {
     "deep-json-body": Sent("POST", None, [JSON], b"[" * 100_000 + b"]" * 100_000),
@@ -1102,10 +1090,10 @@ HOSTILE = {
     "json-not-an-object": Sent("POST", None, [JSON], b"1"),
     "empty-selection-set": Sent("POST", None, [JSON], dumps({"query": "{ jobs { } }"})),
     # Documents that cost far more than their size (contract section 7).
-    "fragment-fan-out-21": Sent("POST", None, [JSON], dumps({"query": _fan_out(21)})),
-    "fragment-fan-out-30": Sent("POST", None, [JSON], dumps({"query": _fan_out(30)})),
-    "fragment-chain-240": Sent("POST", None, [JSON], dumps({"query": _chain(240)})),
-    "fragment-chain-2000": Sent("POST", None, [JSON], dumps({"query": _chain(2000)})),
+    "fragment-fan-out-21": Sent("POST", None, [JSON], dumps({"query": fanning_fragments(21)})),
+    "fragment-fan-out-30": Sent("POST", None, [JSON], dumps({"query": fanning_fragments(30)})),
+    "fragment-chain-240": Sent("POST", None, [JSON], dumps({"query": fragment_chain(240)})),
+    "fragment-chain-2000": Sent("POST", None, [JSON], dumps({"query": fragment_chain(2000)})),
     "fragment-cycle": Sent(
         "POST",
         None,

@@ -24,7 +24,14 @@ from gateway.http_protocol import HeaderTimeoutProtocol
 from gateway.pagination import Position, cursor_binding, cursor_key, encode_cursor
 from gateway.sandbox.data import dataset
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
-from tests.support import GraphQLClient, Upstream, error_codes, serve
+from tests.support import (
+    GraphQLClient,
+    Upstream,
+    error_codes,
+    fanning_fragments,
+    fragment_chain,
+    serve,
+)
 
 
 @contextlib.contextmanager
@@ -38,19 +45,6 @@ def unknown_ids(count: int, start: int = 0) -> list[str]:
 
 
 # --- 1. fields after fragment expansion ------------------------------------------------------
-
-
-def fanning_fragments(levels: int) -> str:
-    """~850 bytes at 21 levels: each fragment spreads the previous one twice (2^21 fields)."""
-    fragments = ["fragment F0 on Job { id name }"]
-    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
-    return f"{{ jobs(first: 1) {{ nodes {{ ...F{levels - 1} }} }} }} " + " ".join(fragments)
-
-
-def fragment_chain(length: int) -> str:
-    fragments = ["fragment F0 on Job { id }"]
-    fragments += [f"fragment F{i} on Job {{ ...F{i - 1} }}" for i in range(1, length)]
-    return f"{{ jobs(first: 1) {{ nodes {{ ...F{length - 1} }} }} }} " + " ".join(fragments)
 
 
 def test_exponential_fragments_are_refused_at_once(gql: GraphQLClient, upstream: Upstream):
