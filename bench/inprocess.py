@@ -17,8 +17,10 @@ What is timed, per query (no HTTP, no sockets; one event loop for the whole run)
   layer does. So served starts from the same bytes as the floor, and dumps the same way;
 - **served, pre-parsed**: the same, with the client handing out pages parsed once
   (what resolving alone costs, for reference);
-- **stock**: `build_schema(fast_path=False)` (graphql-core's default executor) when
-  `build_schema` has that keyword; otherwise the served schema again, labelled so.
+- **stock**: `build_schema(fast_path=False)` (graphql-core's default completion, with
+  the gateway's checks of Kombo's leaf values, lists and objects, which every served
+  answer gets) when `build_schema` has that keyword; otherwise the served schema again,
+  labelled so.
 
 Upstream bodies are captured once at start-up from the sandbox's own ASGI app (its exact
 response bytes for the parameters each query sends), keyed by integration and parameters.
@@ -162,7 +164,8 @@ class Runner:
 
 
 def stock_schema() -> tuple[Any, str]:
-    """graphql-core's default executor over the same schema, and its column label."""
+    """graphql-core's default completion (plus the gateway's checks of Kombo's data)
+    over the same schema, and its column label."""
     if "fast_path" in inspect.signature(build_schema).parameters:
         kwargs: dict[str, Any] = {"fast_path": False}
         return build_schema(**kwargs), "stock graphql-core"

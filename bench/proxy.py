@@ -31,10 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.cli import uvicorn_options
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.kombo import JOBS_PATH
 from gateway.metrics import GatewayMetrics
+from gateway.serving import uvicorn_options
 from gateway.state import create_http_client
 
 _JSON = "application/json"

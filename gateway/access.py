@@ -59,9 +59,26 @@ class AccessPolicy:
         self.key_passthrough = key_passthrough
 
     @property
+    def tokens(self) -> tuple[TokenSpec, ...]:
+        return self._tokens
+
+    def replace_tokens(self, tokens: tuple[TokenSpec, ...]) -> None:
+        """Use `tokens` from the next request on (a rotation). An open gateway stays open
+        and a closed one closed: no file content can switch between the two."""
+        if not tokens or not self._tokens:
+            raise ValueError("tokens can be replaced, not added to or removed from a gateway")
+        self._digests = [(spec, bytes.fromhex(spec.sha256)) for spec in tokens]
+        self._tokens = tokens
+
+    @property
     def open(self) -> bool:
         """True when no tokens are configured: anyone who reaches the gateway may use it."""
         return not self._tokens
+
+    @property
+    def checks_credentials(self) -> bool:
+        """True when a request can fail authentication (tokens, or pass-through keys)."""
+        return bool(self._tokens) or self.key_passthrough
 
     def authenticate(self, authorization: str | None, kombo_key: str | None = None) -> Caller:
         """The caller behind these headers.

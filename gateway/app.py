@@ -1,4 +1,5 @@
-"""The ASGI application: `/graphql` (with GraphiQL), `/healthz`, `/readyz`, `/metrics`.
+"""The ASGI application: `/graphql` (with GraphiQL), `/healthz`, `/readyz`, `/metrics`;
+any other path or method gets a coded JSON error naming what exists.
 
 Usage::
 
@@ -12,20 +13,25 @@ is built for every GraphQL request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ExceptionHandler
 
 from gateway.config import Settings
+from gateway.errors import Code
 from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
 from gateway.observability import (
     GRAPHQL_PATH,
@@ -35,7 +41,8 @@ from gateway.observability import (
 )
 from gateway.schema import QueryLimits, build_schema
 from gateway.state import GatewayState, warn_if_open
-from gateway.view import GraphQLView
+from gateway.token_file import TokensFileWatcher, apply_token_changes
+from gateway.view import GraphQLView, error_response
 
 
 def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Starlette:
@@ -53,6 +60,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         introspection=settings.introspection,
         max_batch=settings.max_batch,
         max_fields=settings.max_fields,
+        max_document_bytes=settings.max_document_bytes,
     )
     view = GraphQLView(build_schema(limits), gateway)
 
@@ -66,32 +74,82 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # Summed over every worker with `serve --workers N` (see `gateway.metrics`).
+        return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warn_if_open(settings, gateway.access)
         if settings.gc_tuning:
             tune_garbage_collector()
+        watching = None
+        if settings.tokens_file is not None:
+            watcher = TokensFileWatcher(settings.tokens_file, settings.tokens)
+            watching = asyncio.create_task(apply_token_changes(watcher, gateway.access))
         try:
             yield
         finally:
+            if watching is not None:
+                watching.cancel()
             await gateway.aclose()
 
+    routes: list[BaseRoute] = [
+        # Every method reaches the view, so even a PUT gets a coded JSON error.
+        Route(GRAPHQL_PATH, view),
+        Mount(ASSETS_URL_PREFIX, graphiql_assets_app()),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
     app = Starlette(
-        routes=[
-            # Every method reaches the view, so even a PUT gets a coded JSON error.
-            Route(GRAPHQL_PATH, view),
-            Mount(ASSETS_URL_PREFIX, graphiql_assets_app()),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ],
+        routes=routes,
         lifespan=lifespan,
+        exception_handlers=routing_error_handlers(routes, graphiql=settings.graphiql),
     )
     # Outermost, so every answer (errors included) carries its request id and is counted.
     app.add_middleware(ObservabilityMiddleware, metrics=gateway.metrics)
     return app
+
+
+def routing_error_handlers(
+    routes: Sequence[BaseRoute], *, graphiql: bool
+) -> dict[Any, ExceptionHandler]:
+    """Starlette's 404 (no such path) and 405 (a method a path does not answer) as coded
+    JSON errors, like every other error of the gateway, each naming what would work.
+
+    Starlette raises these as `HTTPException`s, which its exception middleware (inside
+    `ObservabilityMiddleware`, so they keep their `X-Request-Id`) hands to these.
+    """
+    listed = ", ".join(
+        # A route without methods is an ASGI app: only `/graphql`, which takes GET and POST.
+        f"{'/'.join(sorted((route.methods or {'GET', 'POST'}) - {'HEAD'}))} {route.path}"
+        for route in routes
+        if isinstance(route, Route)
+    )
+    if graphiql:
+        listed += f" (GraphiQL: GET {GRAPHQL_PATH} from a browser)"
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(
+            f"There is nothing at this path. The gateway answers: {listed}",
+            Code.BAD_USER_INPUT,
+            404,
+        )
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        given = exc.headers if isinstance(exc, HTTPException) else None
+        # Static files raise 405 without `Allow`; they, like every plain route, take GET.
+        # Sorted: Starlette lists a route's methods in set order, which varies by process.
+        allow = ", ".join(sorted((given or {}).get("Allow", "GET, HEAD").split(", ")))
+        response = error_response(
+            f"{request.method} is not supported on this path: use {allow.replace(', ', ' or ')}",
+            Code.BAD_USER_INPUT,
+            405,
+        )
+        response.headers["Allow"] = allow
+        return response
+
+    return {404: not_found, 405: method_not_allowed}
 
 
 def tune_garbage_collector() -> None:

@@ -4,10 +4,12 @@
 Kombo) starts the embedded sandbox as a child process on a free loopback port and
 points the gateway at it over real HTTP, so `make run` needs no key and behaves like
 production. Settings reach uvicorn's workers through the environment
-(`gateway.app:app_from_env`), so `--workers N` works the same way.
+(`serving.serving_app`, then `gateway.app:app_from_env`), so `--workers N` works the
+same way.
 
-Every process logs JSON lines on stderr, uvicorn's own records included (a client can
-provoke some, e.g. "Invalid HTTP request received."), so log shippers parse them all.
+This module parses the command line, decides what `serve` serves and says so; how it
+is served (the listening socket, workers, draining on a stop, children that die with
+the gateway, JSON logs from uvicorn) is `gateway.serving`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
+import shlex
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -34,101 +32,290 @@ from gateway.config import (
     ConfigError,
     Settings,
 )
+from gateway.serving import (
+    LOOPBACK,
+    exit_on_sigterm,
+    listen,
+    listen_problem,
+    sandbox_process,
+    serve_in_process,
+    serving_app,
+    supervise,
+    uvicorn_log_config,
+    uvicorn_options,
+    watch_parent,
+)
 
-if TYPE_CHECKING:
-    import uvicorn
-
-DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8001
-#: Longest a shutdown waits for requests in flight: one request's upstream deadline, and more.
-GRACEFUL_SHUTDOWN_SECONDS = 30
 #: `serve`'s exit status when the app failed to start (uvicorn's).
 STARTUP_FAILURE = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(os.environ)
     args = parser.parse_args(argv)
     if args.command == "schema":
         return _schema(federation=args.federation)
     if args.command == "sandbox":
-        return _sandbox(args.host, args.port)
+        return _sandbox(args.host, args.port, args.watch_parent)
     if args.command == "health":
-        return _health(args.url)
+        return _health(args.url or _health_url(args.host, args.port), args.timeout)
     if args.command == "token":
         return _token(args.name, args.integration, args.default)
     return _serve(args.host, args.port, args.workers)
 
 
-def _parser() -> argparse.ArgumentParser:
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _PortFromEnvironment(str):
+    """`GATEWAY_PORT` as `--port`'s default: an invalid one is reported under the
+    variable's name (`_port`), not as if it had been typed."""
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The command line; `serve` and `health` take their address defaults from
+    `GATEWAY_HOST`/`GATEWAY_PORT`, so a container's health check follows the port
+    its server was configured with."""
+    host = environ.get("GATEWAY_HOST", "").strip() or DEFAULT_HOST
+    port: int | str = DEFAULT_PORT
+    if environ.get("GATEWAY_PORT", "").strip():
+        # A string default goes through `type` (argparse does so when the flag is absent).
+        port = _PortFromEnvironment(environ["GATEWAY_PORT"].strip())
+    defaults = _DefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="kombo-gateway", description="GraphQL gateway over Kombo's ATS jobs API."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the gateway (on the sandbox without a key)")
-    serve.add_argument("--host", default=DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--workers", type=_positive_int, default=1)
-    sandbox = commands.add_parser("sandbox", help="run only the Kombo-compatible sandbox")
-    sandbox.add_argument("--host", default=DEFAULT_HOST)
-    sandbox.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT)
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway (on the embedded sandbox without KOMBO_API_KEY)",
+        description="Run the gateway. Without KOMBO_API_KEY it serves the embedded Kombo "
+        "sandbox's invented jobs and says so, unless GATEWAY_ALLOW_SANDBOX=false, which "
+        "makes it refuse to start instead (what a deployment wants).",
+        formatter_class=defaults,
+    )
+    serve.add_argument(
+        "--host",
+        default=host,
+        help="address to listen on, 0.0.0.0 for every interface (env: GATEWAY_HOST)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=port,
+        help="port to listen on, 1-65535 (env: GATEWAY_PORT)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the port (each with its own connections to Kombo)",
+    )
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run only the Kombo-compatible sandbox",
+        description="Run only the Kombo-compatible sandbox REST server (under /v1); it "
+        "prints the API key and integration IDs it accepts.",
+        formatter_class=defaults,
+    )
+    sandbox.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    sandbox.add_argument(
+        "--port", type=_port, default=DEFAULT_SANDBOX_PORT, help="port to listen on (1-65535)"
+    )
+    # `serve`'s own sandbox: stop when the gateway dies, however it dies (`watch_parent`).
+    sandbox.add_argument("--watch-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
     schema = commands.add_parser("schema", help="print the SDL")
     schema.add_argument(
         "--federation", action="store_true", help="print the Federation 2 subgraph SDL"
     )
     health = commands.add_parser(
-        "health", help="exit 0 when a running gateway answers its health check (for containers)"
+        "health",
+        help="exit 0 when a running gateway answers its health check (for containers)",
+        description="Check a running gateway's /healthz: exit 0 and print `healthy`, or "
+        "exit 1 and print `unhealthy: <url>: <reason>`. The address defaults to serve's "
+        "(GATEWAY_HOST, GATEWAY_PORT); a wildcard host (0.0.0.0, ::) is checked on loopback.",
+        formatter_class=defaults,
     )
-    health.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/healthz")
+    health.add_argument("--host", default=host, help="the gateway's address (env: GATEWAY_HOST)")
+    health.add_argument(
+        "--port",
+        type=_port,
+        default=port,
+        help="the gateway's port, 1-65535 (env: GATEWAY_PORT)",
+    )
+    health.add_argument(
+        "--url", help="the full URL to check instead (e.g. http://10.0.0.5:8000/healthz)"
+    )
+    health.add_argument(
+        "--timeout",
+        type=float,
+        default=HEALTH_TIMEOUT,
+        help="seconds to wait for an answer (under the health check's own timeout, so "
+        "the reason is printed)",
+    )
     token = commands.add_parser(
-        "token", help="make a gateway access token and its GATEWAY_TOKENS entry"
+        "token",
+        help="make a gateway access token and the GATEWAY_TOKENS value that configures it",
+        description="Make a gateway access token (printed once, stored nowhere) and print "
+        "a GATEWAY_TOKENS value listing it, ready to paste, plus its entry to append to a "
+        "list already configured (GATEWAY_TOKENS, or the file GATEWAY_TOKENS_FILE names).",
     )
-    token.add_argument("--name", required=True, help="who the token is for (shown in logs)")
     token.add_argument(
+        "--name", required=True, type=_token_name, help="who the token is for (shown in logs)"
+    )
+    scope = token.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
         "--integration",
         action="append",
-        default=[],
-        help="an integration it may use (repeat; none: all integrations)",
+        type=_integration_id,
+        metavar="ID",
+        help="an integration it may use, e.g. personio:CBNMt7dSNCzBdnRTx87dev4E (repeat for more)",
     )
-    token.add_argument("--default", help="the integration used when a request names none")
+    scope.add_argument(
+        "--all-integrations",
+        action="store_true",
+        help='let it use every integration ("integrations": "*")',
+    )
+    token.add_argument(
+        "--default",
+        type=_integration_id,
+        metavar="ID",
+        help="the integration used when a request names none (one of --integration)",
+    )
     return parser
 
 
-def _token(name: str, integrations: list[str], default: str | None) -> int:
-    """Print a new token (shown once, never stored) and the entry that configures it."""
+def _port(value: str) -> int:
+    """A TCP port to listen on or connect to: 1-65535 (0, "any free port", is not one)."""
+    source = "GATEWAY_PORT=" if isinstance(value, _PortFromEnvironment) else ""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{source}{value!r} is not a port number (1-65535)")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
+
+
+def _integration_id(value: str) -> str:
+    """A Kombo integration ID, checked as the gateway checks `X-Integration-Id`."""
+    from gateway.context import requested_integration
+    from gateway.errors import BadUserInput
+
+    try:
+        integration = requested_integration(value)
+    except BadUserInput:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a Kombo integration ID (like personio:CBNMt7dSNCzBdnRTx87dev4E)"
+        ) from None
+    assert integration is not None  # only None for a missing header
+    return integration
+
+
+def _token_name(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value.strip()
+
+
+def _token(name: str, integrations: list[str] | None, default: str | None) -> int:
+    """Print a new token (shown once, never stored) and the setting that configures it.
+
+    `integrations` None: every integration (`--all-integrations`).
+    """
     from gateway.access import hash_token, new_token
+    from gateway.config import TokenSpec
 
     if default is not None and integrations and default not in integrations:
         print("kombo-gateway: --default must be one of --integration", file=sys.stderr)
         return 2
     token = new_token()
-    entry: dict[str, object] = {
-        "name": name,
-        "sha256": hash_token(token),
-        "integrations": integrations or "*",
-    }
-    if default is not None:
-        entry["default_integration"] = default
-    print(f"token (give it to {name}; it is not stored anywhere): {token}")
-    print("GATEWAY_TOKENS entry:", json.dumps(entry))
+    allowed = frozenset(integrations) if integrations else None
+    entry = json.dumps(TokenSpec(name, hash_token(token), allowed, default).entry())
+    print(f"Token for {name} (give it to them now: it is shown once and stored nowhere):")
+    print(f"  {token}")
+    print()
+    print("To configure only this token, set:")
+    print(f"  GATEWAY_TOKENS={shlex.quote(f'[{entry}]')}")
+    print()
+    print(
+        "To add it to tokens already configured, append this entry to the JSON list in "
+        "GATEWAY_TOKENS, or in the file GATEWAY_TOKENS_FILE names (changes to that file "
+        "apply without a restart):"
+    )
+    print(f"  {entry}")
     return 0
 
 
-def _health(url: str) -> int:
+#: `health`'s default wait: under a container health check's usual 3 s timeout, so the
+#: reason is printed before the check is killed.
+HEALTH_TIMEOUT = 2.5
+#: Characters of an unhealthy answer's body that `health` prints.
+_HEALTH_BODY_CHARS = 200
+
+
+def _health_url(host: str, port: int) -> str:
+    """The URL of `/healthz` on a gateway serving on `host`:`port`; a wildcard address
+    (where the gateway listens on every interface) is reached on loopback."""
+    host = {"0.0.0.0": DEFAULT_HOST, "": DEFAULT_HOST, "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/healthz"
+
+
+def _health(url: str, timeout: float) -> int:
+    """Exit status 0 when `url` answers 200, else 1 and the reason (a health check's
+    output is what an operator sees first)."""
     try:
-        healthy = httpx.get(url, timeout=3).status_code == 200
-    except httpx.HTTPError:
-        healthy = False
-    print("healthy" if healthy else f"unhealthy: {url}")
-    return 0 if healthy else 1
+        response = httpx.get(url, timeout=timeout)
+    except httpx.TimeoutException:
+        reason = f"no answer within {timeout:g} s"
+    except httpx.HTTPError as exc:
+        reason = _connection_problem(exc)
+    else:
+        if response.status_code == 200:
+            print("healthy")
+            return 0
+        body = " ".join(response.text.split())
+        if len(body) > _HEALTH_BODY_CHARS:
+            body = body[:_HEALTH_BODY_CHARS] + "..."
+        reason = f"HTTP {response.status_code}" + (f": {body}" if body else "")
+    print(f"unhealthy: {url}: {reason}")
+    return 1
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+def _connection_problem(exc: httpx.HTTPError) -> str:
+    """`exc` in a few words ("connection refused"), not httpx's `[Errno 111] ...`."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[0].lower() + cause.strerror[1:]
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused"
+    return text or type(exc).__name__
 
 
 def _schema(*, federation: bool) -> int:
@@ -138,7 +325,10 @@ def _schema(*, federation: bool) -> int:
     return 0
 
 
-def _sandbox(host: str, port: int) -> int:
+def _sandbox(host: str, port: int, parent: int | None = None) -> int:
+    """Run the sandbox; with `parent` (`serve`'s own sandbox), only as long as it lives."""
+    if parent is not None:
+        watch_parent(parent)
     import uvicorn
 
     from gateway.observability import configure_logging
@@ -171,20 +361,49 @@ def _serve(host: str, port: int, workers: int) -> int:
     except ConfigError as exc:
         print(f"kombo-gateway: {exc}", file=sys.stderr)
         return 2
+    sandboxed = needs_embedded_sandbox(settings, os.environ)
+    if sandboxed and not settings.allow_sandbox:
+        print(
+            "kombo-gateway: no KOMBO_API_KEY set, and GATEWAY_ALLOW_SANDBOX=false forbids "
+            "serving the embedded sandbox's invented jobs instead: set KOMBO_API_KEY (or "
+            "GATEWAY_KOMBO_KEY_PASSTHROUGH=true with KOMBO_BASE_URL or KOMBO_REGION), or "
+            "GATEWAY_ALLOW_SANDBOX=true to try the gateway on the sandbox",
+            file=sys.stderr,
+        )
+        return 2
+    # Before anything starts (the sandbox, workers): a port that is taken, or a host
+    # that is not this machine's, fails here, not after GraphiQL's URL was printed.
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        print(f"kombo-gateway: {listen_problem(host, port, exc)}", file=sys.stderr)
+        return 2
     # Before uvicorn logs anything: its records reach the root logger's JSON handler.
     configure_logging(settings.log_level)
     # uvicorn drains on SIGTERM, then re-raises it; turning it into SystemExit lets the
     # `with` below stop the sandbox instead of the process dying with it still running.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     with contextlib.ExitStack() as stack:
-        if needs_embedded_sandbox(settings, os.environ):
-            sandbox_url = stack.enter_context(_sandbox_process())
+        stack.callback(sock.close)  # the server closes it too; closing twice is harmless
+        if workers > 1:
+            # The workers share their metrics: `/metrics`, whichever worker answers,
+            # reports the sum over all of them, replaced workers included.
+            from gateway.metrics import shared_between_workers
+
+            try:
+                stack.enter_context(shared_between_workers())
+            except ConfigError as exc:
+                print(f"kombo-gateway: {exc}", file=sys.stderr)
+                return 2
+        if sandboxed:
+            sandbox_url = stack.enter_context(sandbox_process())
             os.environ["KOMBO_API_KEY"] = SANDBOX_API_KEY
             os.environ["KOMBO_BASE_URL"] = sandbox_url
             os.environ.setdefault("KOMBO_INTEGRATION_ID", SANDBOX_INTEGRATION_IDS[0])
             print(
                 "No KOMBO_API_KEY set: serving the embedded Kombo sandbox "
-                f"({sandbox_url}, default integration {os.environ['KOMBO_INTEGRATION_ID']})."
+                f"({sandbox_url}, default integration {os.environ['KOMBO_INTEGRATION_ID']}); "
+                "deployments set GATEWAY_ALLOW_SANDBOX=false to refuse this."
             )
         elif settings.api_key is None:
             print(
@@ -202,10 +421,17 @@ def _serve(host: str, port: int, workers: int) -> int:
             "log_config": uvicorn_log_config(),
             **uvicorn_options(settings),
         }
-        config = uvicorn.Config("gateway.app:app_from_env", **options)
+        if workers > 1 and settings.tokens_file is not None:
+            # The supervisor alone watches the operator's file; workers (restarted ones
+            # too) read its last good content, so they never disagree (`token_file`).
+            from gateway.token_file import shared_tokens_file
+
+            copy = stack.enter_context(shared_tokens_file(settings.tokens_file, settings.tokens))
+            os.environ["GATEWAY_TOKENS_FILE"] = copy
+        config = uvicorn.Config(f"{serving_app.__module__}:{serving_app.__name__}", **options)
         if workers > 1:
-            _supervise(config)
-        elif not _serve_in_process(config):
+            supervise(config, sock)
+        elif not serve_in_process(config, sock):
             return STARTUP_FAILURE
     return 0
 
@@ -224,249 +450,3 @@ def needs_embedded_sandbox(settings: Settings, environ: Mapping[str, str]) -> bo
         environ.get(name, "").strip() for name in ("KOMBO_BASE_URL", "KOMBO_REGION")
     )
     return not (settings.key_passthrough and upstream_named)
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What `serve` sets in uvicorn besides the app, address and workers (the bench's
-    proxy serves with the same, so the two stay comparable)."""
-    from gateway.http_protocol import HeaderTimeoutProtocol  # imports uvicorn: only to serve
-
-    return {
-        "log_level": "info",
-        # Each request gets one JSON log line from `observability`; uvicorn's own access
-        # line would repeat it, unstructured, at a cost per request.
-        "access_log": False,
-        "timeout_keep_alive": round(settings.keepalive_timeout),
-        # On SIGTERM/SIGINT: stop accepting, let requests in flight finish (drain).
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-        # Closes connections whose request headers are late (GATEWAY_HEADER_TIMEOUT).
-        "http": HeaderTimeoutProtocol,
-    }
-
-
-class _WithoutColorMessage(logging.Filter):
-    """Drops the `color_message` uvicorn attaches to some records (the same text with
-    ANSI colour codes), which the JSON formatter would otherwise log as one more field."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.__dict__.pop("color_message", None)
-        return True
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's `log_config`: its loggers get no handler of their own and propagate to
-    the root logger, where `observability.configure_logging` writes JSON lines.
-
-    uvicorn's default config prints plain text ("WARNING:  Invalid HTTP request
-    received.") that a client can provoke and a log shipper cannot parse. Each process
-    must call `configure_logging` before uvicorn logs: `serve` and `sandbox` do, and a
-    worker does in `app_from_env`, which uvicorn calls before its first record.
-    """
-    plain = {"handlers": [], "propagate": True, "filters": ["without_color_message"]}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"without_color_message": {"()": f"{__name__}._WithoutColorMessage"}},
-        "loggers": {name: dict(plain) for name in _UVICORN_LOGGERS},
-    }
-
-
-_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-
-
-# --- stopping without losing connections -----------------------------------------------
-#
-# On SIGTERM/SIGINT uvicorn closes its listening socket, then drains. Closing resets every
-# connection the kernel had completed but the server not yet accepted: under load dozens,
-# whose clients had sent their request (tests/test_shutdown.py lost 24-31 requests per
-# stop, with one worker or two). So a stop first drops new connection attempts with a
-# socket filter (Linux; their clients retry after 1 s and are refused then, as the socket
-# is gone), lets the server accept what is queued, and only then closes the socket.
-
-#: Longest a stop waits for the connections already queued to be accepted.
-ACCEPT_QUEUE_DRAIN_SECONDS = 1.0
-#: Time the workers get to read the requests on the connections they accepted last:
-#: uvicorn's shutdown closes a connection that has not yet delivered a request.
-_SETTLE_SECONDS = 0.2
-_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # Linux's value
-#: Where `struct tcp_info` keeps `tcpi_unacked`, after eight u8 fields and four u32.
-_TCPI_UNACKED_OFFSET = 24
-
-
-def _serve_in_process(config: uvicorn.Config) -> bool:
-    """Serve `config` in this process (`--workers 1`); False when the app did not start.
-
-    uvicorn's own server, except that on SIGTERM/SIGINT it keeps serving until the
-    connections the kernel had queued are accepted (new ones dropped meanwhile), and
-    their requests read: the queue must have stayed empty for two ticks (0.1 s each).
-    """
-    import uvicorn
-
-    sock = _bind(config)
-
-    class Server(uvicorn.Server):
-        drain_until: float | None = None
-        empty_ticks = 0
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.drain_until is None:
-                drain = ACCEPT_QUEUE_DRAIN_SECONDS if refuse_new_connections(sock) else 0.0
-                self.drain_until = time.monotonic() + drain
-            super().handle_exit(sig, frame)
-
-        async def on_tick(self, counter: int) -> bool:
-            should_exit = await super().on_tick(counter)
-            if should_exit and self.drain_until is not None and not self.force_exit:
-                self.empty_ticks = self.empty_ticks + 1 if accept_queue_length(sock) == 0 else 0
-                if self.empty_ticks < 2 and time.monotonic() < self.drain_until:
-                    return False
-            return should_exit
-
-    server = Server(config)
-    # uvicorn re-raises the signal it stopped for: SIGINT as KeyboardInterrupt (SIGTERM
-    # becomes `_exit_on_sigterm`'s SystemExit), which must not print a traceback.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=[sock])  # closes `sock` when it stops
-    return server.started
-
-
-def _supervise(config: uvicorn.Config) -> None:
-    """Run `config.workers` worker processes under uvicorn's supervisor, stopping them
-    without losing a connection.
-
-    The supervisor binds one listening socket that every worker accepts on. On SIGTERM
-    it only signals the workers (after up to half a second); each worker closes its copy
-    of the socket, but the supervisor keeps its own open until every worker has drained.
-    Meanwhile the kernel still completes connections on the socket, nobody accepts them,
-    and they are reset when the supervisor exits (up to `GRACEFUL_SHUTDOWN_SECONDS`
-    later): every client that connected during the drain lost its request. Here a
-    signal first stops the socket itself, in every process at once (`stop_listening`),
-    and only then tells the workers to drain and exit.
-    """
-    from uvicorn.supervisors import Multiprocess
-
-    sockets = [_bind(config)]
-    supervisor = Multiprocess(config, sockets=sockets)
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        if not stopping:  # a second signal while stopping changes nothing
-            stopping = True
-            stop_listening(sockets)
-            time.sleep(_SETTLE_SECONDS)
-            supervisor.should_exit.set()
-
-    # Replaces the supervisor's handlers, which only queue the signal for its loop.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, stop)
-    supervisor.run()
-
-
-def _bind(config: uvicorn.Config) -> socket.socket:
-    """uvicorn's listening socket for `config`, with `TCP_NODELAY`, which the connections
-    it accepts inherit (on Linux).
-
-    uvicorn binds it without saying it is TCP, so the event loop does not set
-    `TCP_NODELAY` on what it accepts: a response written in two parts (headers, then
-    body) then waits for the client's delayed ACK, some 40 ms.
-    """
-    sock = config.bind_socket()
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-
-
-def stop_listening(sockets: Sequence[socket.socket]) -> None:
-    """Stop `sockets` listening in every process that shares them, without resetting a
-    connection the kernel has already completed.
-
-    `close` only drops this process's reference: the socket listens on while a worker
-    holds it. `shutdown` stops the socket itself, in every process, and new connections
-    are refused at once; but it resets those waiting in the accept queue. So new
-    attempts are dropped first, and the workers (still accepting) empty the queue.
-    """
-    for sock in sockets:
-        if refuse_new_connections(sock):
-            deadline = time.monotonic() + ACCEPT_QUEUE_DRAIN_SECONDS
-            while accept_queue_length(sock) and time.monotonic() < deadline:
-                time.sleep(0.005)
-    for sock in sockets:
-        with contextlib.suppress(OSError):  # not listening (yet), or already shut down
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-
-
-def refuse_new_connections(sock: socket.socket) -> bool:
-    """Drop every packet that reaches listening `sock`, so no new connection completes
-    (the SYN is dropped; connections already queued stay acceptable); False where that
-    is not supported. A classic BPF program of one instruction: `ret #0`."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-    import struct
-
-    drop = (ctypes.c_uint8 * 8).from_buffer_copy(struct.pack("HBBI", 0x06, 0, 0, 0))
-    program = struct.pack("HP", 1, ctypes.addressof(drop))  # struct sock_fprog
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, program)
-    except OSError:
-        return False
-    return True
-
-
-def accept_queue_length(sock: socket.socket) -> int:
-    """Connections completed on listening `sock` and not yet accepted (Linux reports it
-    as `tcpi_unacked`); 0 when it cannot be read."""
-    import struct
-
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-    except (OSError, AttributeError):
-        return 0
-    length: int = struct.unpack_from("I", info, _TCPI_UNACKED_OFFSET)[0]
-    return length
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
-@contextlib.contextmanager
-def _sandbox_process() -> Iterator[str]:
-    """Run the sandbox as a child process on a free loopback port until the block ends."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "sandbox", "--host", DEFAULT_HOST, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"http://{DEFAULT_HOST}:{port}"
-    try:
-        wait_until_healthy(url + "/healthz", process)
-        yield url + "/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((DEFAULT_HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Poll `url` until it answers 200; fail early if `process` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with code {process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the sandbox did not become healthy within {timeout:g} s")

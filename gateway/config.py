@@ -55,6 +55,17 @@ class TokenSpec:
     integrations: frozenset[str] | None
     default_integration: str | None = None
 
+    def entry(self) -> dict[str, object]:
+        """This token as one entry of GATEWAY_TOKENS (what `parse_tokens` reads back)."""
+        entry: dict[str, object] = {
+            "name": self.name,
+            "sha256": self.sha256,
+            "integrations": "*" if self.integrations is None else sorted(self.integrations),
+        }
+        if self.default_integration is not None:
+            entry["default_integration"] = self.default_integration
+        return entry
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -85,15 +96,28 @@ class Settings:
     retry_attempts: int = 4
     #: Gateway access tokens; none configured: the gateway is open to whoever reaches it.
     tokens: tuple[TokenSpec, ...] = ()
+    #: Where `tokens` came from when read from a file (`GATEWAY_TOKENS_FILE`), which is
+    #: then watched: changes apply without a restart (`gateway.token_file`).
+    tokens_file: str | None = None
     #: Callers may bring their own Kombo key (`X-Kombo-Api-Key`); required then.
     key_passthrough: bool = False
+    #: `serve` may stand the embedded sandbox (invented jobs) in for Kombo when there is
+    #: no Kombo to call. Deployments set it false: one that lost its secret then stops
+    #: instead of passing its health checks while serving fake data.
+    allow_sandbox: bool = True
     #: Requests per second per caller (token, else client address); 0: no limit.
     rate_limit: float = 50.0
     rate_burst: int = 100
+    #: Failed authentications per minute per client address, checked before a request's
+    #: credentials are (then 429); 0: no limit.
+    auth_failure_limit: int = 30
     max_body_bytes: int = 1024 * 1024
     max_depth: int = 15
     max_aliases: int = 500
     max_tokens: int = 20_000
+    #: Bytes (UTF-8) of one GraphQL document, checked before it is read: lexing and
+    #: validating cost ~10 us a byte, and a parsed document ~30-300 times its size.
+    max_document_bytes: int = 48 * 1024
     #: Operations one HTTP request may carry (a JSON list; they share one request's
     #: batching of look-ups); 1 turns batching off.
     max_batch: int = 10
@@ -140,7 +164,7 @@ class Settings:
         Raises:
             ConfigError: a variable holds a value it does not allow.
         """
-        api_key = _optional(environ, "KOMBO_API_KEY")
+        api_key = _secret(environ, "KOMBO_API_KEY")
         region = (_optional(environ, "KOMBO_REGION") or DEFAULT_REGION).lower()
         if region not in REGION_BASE_URLS:
             allowed = ", ".join(sorted(REGION_BASE_URLS))
@@ -179,13 +203,19 @@ class Settings:
             keepalive_timeout=_number(environ, "GATEWAY_KEEPALIVE_TIMEOUT", 75.0, minimum=1.0),
             retry_attempts=int(_number(environ, "GATEWAY_RETRY_ATTEMPTS", 4, minimum=1)),
             tokens=_tokens(environ),
+            tokens_file=_optional(environ, "GATEWAY_TOKENS_FILE"),
             key_passthrough=_flag(environ, "GATEWAY_KOMBO_KEY_PASSTHROUGH", False),
+            allow_sandbox=_flag(environ, "GATEWAY_ALLOW_SANDBOX", True),
             rate_limit=_number(environ, "GATEWAY_RATE_LIMIT", 50.0, minimum=0.0),
             rate_burst=int(_number(environ, "GATEWAY_RATE_BURST", 100, minimum=1)),
+            auth_failure_limit=int(_number(environ, "GATEWAY_AUTH_FAILURE_LIMIT", 30, minimum=0)),
             max_body_bytes=int(_number(environ, "GATEWAY_MAX_BODY_BYTES", 1 << 20, minimum=1024)),
             max_depth=int(_number(environ, "GATEWAY_MAX_DEPTH", 15, minimum=2)),
             max_aliases=int(_number(environ, "GATEWAY_MAX_ALIASES", 500, minimum=1)),
             max_tokens=int(_number(environ, "GATEWAY_MAX_TOKENS", 20_000, minimum=100)),
+            max_document_bytes=int(
+                _number(environ, "GATEWAY_MAX_DOCUMENT_BYTES", 48 * 1024, minimum=1024)
+            ),
             max_batch=int(_number(environ, "GATEWAY_MAX_BATCH", 10, minimum=1)),
             max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
             isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
@@ -211,6 +241,24 @@ class Settings:
 def _optional(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _secret(environ: Mapping[str, str], name: str) -> str | None:
+    """A secret: None when unset, but an error when set and empty.
+
+    Set but empty is what a deployment whose secret store failed to deliver looks like
+    (`KOMBO_API_KEY=` from an empty variable); reading it as unset would quietly serve
+    the embedded sandbox's invented jobs.
+    """
+    if name not in environ:
+        return None
+    value = environ[name].strip()
+    if not value:
+        raise ConfigError(
+            f"{name} is set but empty (a secret that did not arrive?): set it to your Kombo "
+            "API key, or unset it to serve the embedded sandbox (development only)"
+        )
+    return value
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
@@ -276,32 +324,47 @@ def _networks(
 
 
 def _tokens(environ: Mapping[str, str]) -> tuple[TokenSpec, ...]:
-    """Tokens from GATEWAY_TOKENS (JSON) or the JSON file GATEWAY_TOKENS_FILE names.
-
-    Format: `[{"name": "web", "sha256": "<64 hex>", "integrations": ["personio:..."] or "*",
-    "default_integration": "personio:..."}]`; `kombo-gateway token` prints such entries.
-    """
+    """Tokens from GATEWAY_TOKENS (JSON) or the JSON file GATEWAY_TOKENS_FILE names."""
     inline, path = _optional(environ, "GATEWAY_TOKENS"), _optional(environ, "GATEWAY_TOKENS_FILE")
     if inline and path:
         raise ConfigError("set GATEWAY_TOKENS or GATEWAY_TOKENS_FILE, not both")
-    name = "GATEWAY_TOKENS"
     if path:
-        name = "GATEWAY_TOKENS_FILE"
-        try:
-            with open(path, encoding="utf-8") as file:
-                inline = file.read()
-        except OSError as exc:
-            raise ConfigError(
-                f"GATEWAY_TOKENS_FILE={path!r} cannot be read: {exc.strerror}"
-            ) from None
+        return read_tokens_file(path)
     if inline is None:
         return ()
+    return parse_tokens(inline, "GATEWAY_TOKENS")
+
+
+def read_tokens_file(path: str) -> tuple[TokenSpec, ...]:
+    """The tokens the file at `path` lists (what GATEWAY_TOKENS_FILE names).
+
+    Raises:
+        ConfigError: the file cannot be read, or is not a valid list of tokens.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError(f"GATEWAY_TOKENS_FILE={path!r} cannot be read: {reason}") from None
+    return parse_tokens(text, "GATEWAY_TOKENS_FILE")
+
+
+def parse_tokens(text: str, name: str) -> tuple[TokenSpec, ...]:
+    """Tokens from JSON `text`, which the setting `name` holds or names.
+
+    Format: `[{"name": "web", "sha256": "<64 hex>", "integrations": ["personio:..."] or "*",
+    "default_integration": "personio:..."}]`; `kombo-gateway token` prints such entries.
+
+    Raises:
+        ConfigError: not a non-empty list of valid, distinct token entries.
+    """
     # Configured but empty (an empty file, `[]`): refused, never an open gateway. Someone
     # meant to require tokens; serving everyone instead would be the worst reading.
-    if not inline.strip():
+    if not text.strip():
         raise ConfigError(f"{name} is empty: list at least one token (or unset it)")
     try:
-        entries = json.loads(inline)
+        entries = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{name} is not valid JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(entries, list):

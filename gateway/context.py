@@ -52,7 +52,9 @@ class Context:
     def check_id_count(self, count: int, argument: str) -> None:
         """Raises BadUserInput when a list argument carries more IDs than allowed."""
         if count > self.max_ids:
-            raise BadUserInput(f"`{argument}` takes at most {self.max_ids} values, got {count}")
+            raise BadUserInput(
+                f"`{argument}` takes at most {self.max_ids} values (GATEWAY_MAX_IDS), got {count}"
+            )
 
     def require_integration(self) -> str:
         """The request's integration.

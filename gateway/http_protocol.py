@@ -6,7 +6,7 @@ were held forever. Each connection here must finish its request's headers within
 `GATEWAY_HEADER_TIMEOUT` seconds of connecting (or of starting its next request), else
 it is closed. The body has its own deadline in the view (`GATEWAY_BODY_TIMEOUT`).
 
-Usage: `uvicorn.run(..., http=HeaderTimeoutProtocol)` (`cli.uvicorn_options` does).
+Usage: `uvicorn.run(..., http=HeaderTimeoutProtocol)` (`serving.uvicorn_options` does).
 The timeout is read from the environment, as every worker reads its settings
 (`gateway.app.app_from_env`): uvicorn builds the protocol itself, with its own config.
 """

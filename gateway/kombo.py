@@ -12,6 +12,7 @@ Errors (this module knows nothing of GraphQL; `gateway.errors` maps these to con
     KomboError                  any failure of a Kombo call
     ├── KomboAPIError           Kombo answered with a non-200 status (envelope fields kept)
     ├── KomboTransportError     no usable answer: timeout, connection failure, unreadable body
+    │   └── KomboCertificateError   Kombo's TLS certificate was not accepted
     ├── KomboBadAnswer          an answer that is not what Kombo documents (not retried)
     │   └── KomboAnswerTooLarge     larger than `KOMBO_MAX_RESPONSE_BYTES`
     └── KomboRequestTooLong     the call's URL would pass what servers accept (not sent)
@@ -26,7 +27,9 @@ import asyncio
 import contextlib
 import copy
 import email.utils
+import logging
 import math
+import ssl
 import time
 import urllib.parse
 import weakref
@@ -43,6 +46,8 @@ import orjson
 
 from gateway.retry import DeadlineExceeded, RetryPolicy
 from gateway.transport import ResponseTooLarge
+
+logger = logging.getLogger("gateway.kombo")
 
 JOBS_PATH = "/ats/jobs"
 #: Kombo's page size limit for `GET /ats/jobs`.
@@ -112,6 +117,49 @@ class KomboAPIError(KomboError):
 
 class KomboTransportError(KomboError):
     """No usable answer from Kombo: timeout, connection failure, a body cut short."""
+
+
+class KomboCertificateError(KomboTransportError):
+    """Kombo's TLS certificate was not accepted: an operator's problem (a proxy that
+    intercepts TLS, a wrong `KOMBO_BASE_URL`, missing CA certificates), not a network
+    blip, so it is named as such in errors, `/readyz` and the log."""
+
+
+#: Seconds between two log lines about a refused certificate (every call fails alike).
+_CERTIFICATE_LOG_INTERVAL = 60.0
+_certificate_logged_at = -math.inf
+
+
+def _transport_error(exc: httpx.RequestError, what: str) -> KomboTransportError:
+    """The error for a request that got no usable answer; a refused certificate says so
+    (and is logged, at most once a minute) instead of being a bare `ConnectError`."""
+    verification = _certificate_failure(exc)
+    if verification is None:
+        return KomboTransportError(f"{what} ({type(exc).__name__})")
+    global _certificate_logged_at
+    now = time.monotonic()
+    if now - _certificate_logged_at >= _CERTIFICATE_LOG_INTERVAL:
+        _certificate_logged_at = now
+        logger.error(
+            "Kombo's TLS certificate was not accepted (%s): check KOMBO_BASE_URL, and any "
+            "proxy between the gateway and Kombo that intercepts TLS",
+            getattr(verification, "verify_message", None) or verification,
+        )
+    return KomboCertificateError(f"{what}: its TLS certificate was not accepted")
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind `exc` (the innermost: transports wrap
+    it in errors of their own), if that is what it is."""
+    seen: set[int] = set()
+    found = None
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            found = cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return found
 
 
 class KomboBadAnswer(KomboError):
@@ -279,6 +327,8 @@ def retry_delay(error: BaseException) -> float | None:
     The code decides before the status: a 503 carrying `INTEGRATION.SETUP_SYNC_PENDING`
     (Kombo's answer before 2026-05-19) is not retried, a bare 503 is.
     """
+    if isinstance(error, KomboCertificateError):
+        return None  # the same certificate is refused again
     if isinstance(error, KomboTransportError):
         return 0.0  # GET is idempotent: a timeout or a dropped connection may be retried
     if not isinstance(error, KomboAPIError):
@@ -355,7 +405,7 @@ class KomboClient:
         except ResponseTooLarge:
             raise KomboAnswerTooLarge("Kombo's answer was larger than allowed") from None
         except httpx.RequestError as exc:
-            raise KomboTransportError(f"could not reach Kombo ({type(exc).__name__})") from None
+            raise _transport_error(exc, "could not reach Kombo") from None
         if response.status_code != 200:
             raise _redacted(api_error_from_response(response), self._api_key)
 
@@ -463,9 +513,7 @@ class KomboClient:
         except httpx.RequestError as exc:
             # Connection failures (also a pooled keep-alive connection Kombo closed just
             # before reuse), and bodies that fail to decode (e.g. corrupt gzip).
-            raise KomboTransportError(
-                f"no usable answer from Kombo ({type(exc).__name__})"
-            ) from None
+            raise _transport_error(exc, "no usable answer from Kombo") from None
         if response.status_code != 200:
             raise _redacted(api_error_from_response(response), self._api_key)
         try:

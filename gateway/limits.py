@@ -5,6 +5,7 @@ Usage::
     limiter = RateLimiter(rate=50, burst=100)
     wait = limiter.acquire("token:web")      # None: go ahead; else seconds until allowed
     wait = limiter.acquire("key:ab12", "addr:10.0.0.7", cost=3)   # every bucket pays, or none
+    wait = limiter.wait("addr:10.0.0.7")     # would it pay? (nothing taken)
 
 Buckets of callers not seen for a while are dropped (a bounded TTL cache), so a flood
 of distinct client addresses cannot grow memory without bound.
@@ -49,6 +50,14 @@ class RateLimiter:
         caller made up, and the address it came from), and each must stay within its
         rate, so rotating one identity does not escape the other.
         """
+        return self._settle(callers, cost, take=True)
+
+    def wait(self, *callers: str, cost: int = 1) -> float | None:
+        """What `acquire` would answer, taking nothing: None when every bucket could pay
+        `cost` now. For limits charged only afterwards (failed authentications)."""
+        return self._settle(callers, cost, take=False)
+
+    def _settle(self, callers: tuple[str, ...], cost: int, *, take: bool) -> float | None:
         if self.rate <= 0:
             return None
         cost = min(cost, self.burst)  # more than a full bucket holds could never be paid
@@ -66,6 +75,7 @@ class RateLimiter:
         short = max((cost - bucket.tokens for bucket in buckets), default=0.0)
         if short > 0:
             return short / self.rate
-        for bucket in buckets:
-            bucket.tokens -= cost
+        if take:
+            for bucket in buckets:
+                bucket.tokens -= cost
         return None

@@ -1,18 +1,42 @@
-"""Prometheus metrics of one gateway app, in a registry of its own.
+"""Prometheus metrics of one gateway app, in a registry of its own, summed across workers.
 
 Usage::
 
     metrics = GatewayMetrics()
     metrics.cache_lookups.labels(kind="page", result="hit").inc()
-    generate_latest(metrics.registry)          # the text `/metrics` serves
+    metrics.exposition()                       # the text `/metrics` serves
+
+    with shared_between_workers():             # in the supervisor, around its workers
+        supervisor.run()
 
 One registry per app (not the process-global one), so several apps in one process,
-as in tests, never collide. The names are listed in the README.
+as in tests, never collide. The names are listed in docs/operations.md.
+
+With several workers (`serve --workers N`) every worker counts in files of its own in
+one directory (prometheus-client's multiprocess mode) and `/metrics`, whichever worker
+answers it, sums them all. Summing was chosen over a `worker` label: counters then
+never go backwards when a worker dies and is replaced (its files stay and are still
+added), and dashboards need no `sum by` over pids that change with every restart.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.config import ConfigError
+
+#: prometheus-client's switch: when a process imports it with this variable set,
+#: every metric value lives in a file of that process in this directory.
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Batch sizes go up to Kombo's 250 IDs per call.
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 150, 200, 250)
@@ -108,9 +132,61 @@ class GatewayMetrics:
         for reason in ("not_compiled", "raised"):
             self.fastpath_fallbacks.labels(reason=reason)  # listed at 0 from the start
 
+    def exposition(self, environ: Mapping[str, str] = os.environ) -> bytes:
+        """The text `/metrics` serves: this app's registry, or, in multiprocess mode
+        (`PROMETHEUS_MULTIPROC_DIR` set, as prometheus-client saw it at import), the
+        sum over every worker's files, those of workers that died included."""
+        path = environ.get(MULTIPROC_DIR_ENV)
+        if not path:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
     def on_retry(self, error: BaseException) -> None:
         """Retry hook for the Kombo client."""
         code = getattr(error, "code", None)
         status = getattr(error, "status", None)
         reason = code or (f"http_{status}" if status else "transport")
         self.upstream_retries.labels(reason=reason).inc()
+
+
+@contextlib.contextmanager
+def shared_between_workers(environ: MutableMapping[str, str] = os.environ) -> Iterator[str]:
+    """Multiprocess mode for the workers started inside the block; yields the directory.
+
+    For the supervisor, before it starts any worker: workers are spawned (a fresh
+    interpreter each) and inherit `environ`, so prometheus-client, imported anew in
+    each, keeps every value in a file in the directory. Without an operator's
+    `PROMETHEUS_MULTIPROC_DIR`, the directory is a private temporary one (mode 0700),
+    removed at the end; an operator's is used as it is and left in place. It must be
+    empty at start: files left from an earlier run would be added to the counts.
+
+    Args:
+        environ: the environment the workers will inherit (`os.environ`).
+
+    Raises:
+        ConfigError: `PROMETHEUS_MULTIPROC_DIR` is set but names no directory.
+    """
+    given = environ.get(MULTIPROC_DIR_ENV)
+    if given:
+        if not os.path.isdir(given):
+            raise ConfigError(
+                f"{MULTIPROC_DIR_ENV}={given!r} is not a directory: create it (empty) "
+                "or unset the variable to use a private temporary one"
+            )
+        if any(Path(given).glob("*.db")):
+            logging.getLogger("gateway").warning(
+                "%s (%s) holds metric files from an earlier run: they are added to the counts",
+                MULTIPROC_DIR_ENV,
+                given,
+            )
+        yield given
+        return
+    path = tempfile.mkdtemp(prefix="kombo-gateway-metrics-")  # mode 0700
+    environ[MULTIPROC_DIR_ENV] = path
+    try:
+        yield path
+    finally:
+        environ.pop(MULTIPROC_DIR_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)

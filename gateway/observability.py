@@ -40,6 +40,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import GatewayMetrics
+from gateway.refusals import SUMMARISED_STATUSES, RefusalSummary
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
@@ -64,6 +65,8 @@ class RequestStats:
     integration: str | None = None
     #: The name of the access token the caller used (never the token itself).
     client: str | None = None
+    #: The client's address (the connection's peer, or a trusted proxy's forward).
+    address: str | None = None
     upstream_calls: int = 0
     upstream_errors: int = 0
     retries: int = 0
@@ -120,6 +123,13 @@ def set_client(name: str | None) -> None:
     stats = current_request.get()
     if stats is not None:
         stats.client = name
+
+
+def set_address(address: str | None) -> None:
+    """Name the client address of the current request (for summaries of refusals)."""
+    stats = current_request.get()
+    if stats is not None:
+        stats.address = address
 
 
 # --- request ids --------------------------------------------------------------------
@@ -228,6 +238,7 @@ class ObservabilityMiddleware:
         self.app = app
         self.metrics = metrics
         self.logger = logging.getLogger(REQUEST_LOGGER)
+        self.refusals = RefusalSummary(self.logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -253,12 +264,17 @@ class ObservabilityMiddleware:
                 self._observe(stats, scope["method"], exchange.final_status())
 
     def _observe(self, stats: RequestStats, method: str, status: int) -> None:
-        """Record the finished GraphQL request: metrics, then its one log line."""
+        """Record the finished GraphQL request: metrics, then its one log line (refusals
+        after the first of a window: a line per window, `gateway.refusals`)."""
         seconds = time.monotonic() - stats.started
         self.metrics.graphql_requests.labels(status=str(status)).inc()
         self.metrics.graphql_request_duration.observe(seconds)
         for code in stats.error_codes:
             self.metrics.graphql_errors.labels(code=code).inc()
+        if status in SUMMARISED_STATUSES and not self.refusals.note(
+            status=status, address=stats.address
+        ):
+            return  # in the window's `requests_refused` summary instead
         self.logger.info(
             "graphql request",
             extra=_log_fields(stats, method=method, status=status, seconds=seconds),

@@ -22,7 +22,7 @@ from gateway.access import AccessPolicy
 from gateway.cache import UpstreamCache, credential_fingerprint
 from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.errors import Code, upstream_code
-from gateway.kombo import KomboAPIError, KomboClient, KomboError
+from gateway.kombo import KomboAPIError, KomboCertificateError, KomboClient, KomboError
 from gateway.limits import RateLimiter
 from gateway.metrics import GatewayMetrics
 from gateway.observability import count, upstream_hooks, upstream_span
@@ -113,6 +113,11 @@ class GatewayState:
         self.cursor_key = self.cursor_key_for(server_key)
         self.access = AccessPolicy(settings.tokens, key_passthrough=settings.key_passthrough)
         self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        # Charged per failed authentication only, so a client with good credentials
+        # never pays it; a full bucket is a minute's allowance.
+        self.auth_failures = RateLimiter(
+            settings.auth_failure_limit / 60, max(settings.auth_failure_limit, 1)
+        )
         self.ready = ReadinessProbe(
             KomboClient(self._probe_http, base_url=settings.base_url, api_key=server_key),
             checks_key=settings.api_key is not None,
@@ -145,7 +150,7 @@ def warn_if_open(settings: Settings, access: AccessPolicy) -> None:
     if access.open and not settings.key_passthrough and settings.api_key != SANDBOX_API_KEY:
         logger.warning(
             "NO GATEWAY TOKENS CONFIGURED: anyone who can reach this gateway can read every "
-            "integration of the configured Kombo key. Set GATEWAY_TOKENS (see README)."
+            "integration of the configured Kombo key. Set GATEWAY_TOKENS (see docs/security.md)."
         )
 
 
@@ -202,6 +207,8 @@ class ReadinessProbe:
             if upstream_code(exc) is Code.UNAUTHENTICATED:
                 return "Kombo rejects KOMBO_API_KEY" if self._checks_key else None
             return f"Kombo answered HTTP {exc.status}"
+        except KomboCertificateError:
+            return "Kombo's TLS certificate at KOMBO_BASE_URL was not accepted"
         except KomboError:
             return "Kombo is unreachable at KOMBO_BASE_URL"
         return None

@@ -2,9 +2,10 @@
 
 Every refusal here happens before any upstream call and is a coded JSON error with a
 fitting HTTP status: 413 body too large, 401 no or bad token, 429 rate limit (with
-`Retry-After`), 403 integration not allowed, 400/405 malformed requests. GraphiQL's
-page (a browser GET asking for HTML) needs no token: it holds no data, and its
-header editor is where people put theirs.
+`Retry-After`), 403 integration not allowed, 400/405 malformed requests, each saying
+what would work. GraphiQL's page (a GET without `query` whose `Accept` lists
+`text/html`, i.e. a browser) needs no token: it holds no data, and its header editor is
+where people put theirs. Programs (curl's and `fetch`'s `Accept: */*`) get JSON.
 """
 
 from __future__ import annotations
@@ -23,16 +24,39 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.types import QueryParams
 
 from gateway.access import KOMBO_KEY_HEADER, Caller
 from gateway.budget import CallBudget
 from gateway.cache import CachedKombo, credential_fingerprint
 from gateway.client_address import client_address
 from gateway.context import INTEGRATION_HEADER, Context, requested_integration
-from gateway.errors import INTERNAL_MESSAGE, BadUserInput, Code, GatewayError, RateLimited
+from gateway.errors import (
+    INTERNAL_MESSAGE,
+    BadUserInput,
+    Code,
+    GatewayError,
+    RateLimited,
+    Unauthenticated,
+)
 from gateway.graphiql import graphiql_page
 from gateway.loaders import Loaders
-from gateway.observability import record_error_codes, set_client, set_integration
+from gateway.observability import (
+    record_error_codes,
+    set_address,
+    set_client,
+    set_integration,
+)
+from gateway.request_shape import (
+    Shape,
+    accept_header,
+    accepts_html,
+    parse_body,
+    query_params,
+    reworded,
+)
+from gateway.schema.operation import COST_BYTES
 from gateway.state import GatewayState
 
 logger = logging.getLogger("gateway.view")
@@ -120,15 +144,45 @@ class GraphQLView(GraphQL[Context, None]):
         except HTTPException as exc:
             # Request-shape problems (bad JSON, no query, wrong method): still a coded error.
             record_error_codes([str(Code.BAD_USER_INPUT)])
-            response = error_response(exc.reason, Code.BAD_USER_INPUT, exc.status_code)
+            response = self._request_shape_error(request, exc)
         await response(scope, receive, send)
 
     def _wants_graphiql(self, request: Request) -> bool:
-        """Strawberry's own rule for serving the IDE page, so admission and Strawberry
-        never disagree on which requests get it."""
+        """Whether this request gets the IDE page: `should_render_graphql_ide`, the method
+        Strawberry itself asks, so admission and Strawberry never disagree on it."""
         return self.graphql_ide is not None and self.should_render_graphql_ide(
             self.request_adapter_class(request)
         )
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """A GET without `query` from a browser: its `Accept` lists `text/html`.
+
+        Strawberry's own rule also serves `*/*` (curl's and `fetch`'s default), which
+        handed programs an HTML page where they expect JSON."""
+        return (
+            request.method == "GET"
+            and request.query_params.get("query") is None
+            and accepts_html(accept_header(request.headers))
+        )
+
+    def _request_shape_error(self, request: Request, exc: HTTPException) -> Response:
+        """The coded JSON answer to an `HTTPException`, saying what would work."""
+        message, headers = reworded(exc, request, self._shape())
+        response = error_response(message, Code.BAD_USER_INPUT, exc.status_code)
+        response.headers.update(headers)
+        return response
+
+    def _shape(self) -> Shape:
+        return Shape(
+            graphiql=self.graphql_ide is not None,
+            batch_limit=self._batch_limit(),
+            uploads=self.multipart_uploads_enabled,
+        )
+
+    def _batch_limit(self) -> int:
+        """The most operations one request may carry (`GATEWAY_MAX_BATCH`; 1: no batches)."""
+        batching = self.schema.config.batching_config
+        return batching["max_operations"] if batching else 1
 
     async def _with_bounded_body(self, request: Request) -> Request:
         """The request with its body read, refused past the size limit without reading on."""
@@ -170,17 +224,23 @@ class GraphQLView(GraphQL[Context, None]):
         """Who is calling, at what rate, for which integration.
 
         Raises:
+            BadUserInput: a credential or integration header is sent twice.
             Unauthenticated, RateLimited, Forbidden: the request goes no further.
         """
         gateway = self._gateway
         headers = request.headers
-        caller = gateway.access.authenticate(
-            headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
+        _require_single(request, _SINGLE_HEADERS)
+        address = client_address(
+            request.client,
+            headers.getlist("x-forwarded-for"),
+            trusted=gateway.settings.trusted_proxies,
         )
+        set_address(address)
+        caller = self._authenticate(request, address)
         set_client(caller.name)
         key = caller.kombo_key
         fingerprint = credential_fingerprint(key) if key is not None else None
-        rate_keys = self._rate_keys(caller, fingerprint, request)
+        rate_keys = _rate_keys(caller, fingerprint, address)
         wait = gateway.rate_limiter.acquire(*rate_keys)
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
@@ -194,37 +254,59 @@ class GraphQLView(GraphQL[Context, None]):
         set_integration(integration)
         return Admission(caller, integration, None, fingerprint, rate_keys)
 
-    def _rate_keys(
-        self, caller: Caller, key_fingerprint: str | None, request: Request
-    ) -> tuple[str, ...]:
-        """Whose rate a request spends: its token's; else its client address's, and in
-        pass-through mode also its Kombo key's (a caller can make up keys, not addresses)."""
-        if caller.name is not None:
-            return (f"token:{caller.name}",)
-        address = client_address(
-            request.client,
-            request.headers.getlist("x-forwarded-for"),
-            trusted=self._gateway.settings.trusted_proxies,
-        )
-        if key_fingerprint is not None:
-            return (f"key:{key_fingerprint}", f"addr:{address}")
-        return (f"addr:{address}",)
+    def _authenticate(self, request: Request, address: str) -> Caller:
+        """The caller, once its address is known to be within its allowance of failed
+        authentications (`GATEWAY_AUTH_FAILURE_LIMIT`), which each failure spends.
+
+        The allowance is checked before the credentials: an address that keeps sending
+        bad ones gets a cheap 429 rather than a digest comparison against every token.
+        """
+        gateway = self._gateway
+        headers = request.headers
+        if not gateway.access.checks_credentials:
+            return gateway.access.authenticate(None)
+        bucket = f"addr:{address}"
+        wait = gateway.auth_failures.wait(bucket)
+        if wait is not None:
+            raise RateLimited(
+                "Too many failed authentications from this address (GATEWAY_AUTH_FAILURE_LIMIT)",
+                wait,
+            )
+        try:
+            return gateway.access.authenticate(
+                headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
+            )
+        except Unauthenticated:
+            gateway.auth_failures.acquire(bucket)
+            raise
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
-        """Strawberry's parsing, then what a batch owes: each operation beyond the first
-        pays the rate limit (admission took one), and each item is checked as a single
+        """Strawberry's parsing, then what the request owes beyond the one request
+        admission took: each operation of a batch pays, and a document the schema has
+        not prepared yet pays by its size (`PreparedDocuments.cost`: preparing one costs
+        the worker in proportion to its size). Each batch item is checked as a single
         request would be, so a malformed item is a 400 too."""
         data = await super().parse_http_body(request)
-        if isinstance(data, list):
-            admission = _admission.get()
-            if admission is not None and len(data) > 1:
-                wait = self._gateway.rate_limiter.acquire(*admission.rate_keys, cost=len(data) - 1)
-                if wait is not None:
-                    raise RateLimited(
-                        f"Too many requests for this caller: a batch of {len(data)} operations "
-                        "counts as that many requests; slow down",
-                        wait,
-                    )
+        admission = _admission.get()
+        if admission is not None:
+            operations = data if isinstance(data, list) else [data]
+            documents = getattr(self.schema, "documents", None)
+            cost = sum(documents.cost(op.query) if documents else 1 for op in operations)
+            limiter, wait = self._gateway.rate_limiter, None
+            if cost > 1:
+                # At most a full bucket in all (admission took one), or it could never pay.
+                owed = min(cost - 1, limiter.burst - 1)
+                wait = limiter.acquire(*admission.rate_keys, cost=owed) if owed > 0 else None
+            if wait is not None:
+                raise RateLimited(
+                    f"Too many requests for this caller: a batch of {len(operations)} "
+                    "operations counts as that many requests; slow down"
+                    if cost == len(operations)
+                    else "Too many requests for this caller: a document the gateway has not "
+                    f"seen yet counts as a request per {COST_BYTES} bytes, up to a full burst; "
+                    "slow down",
+                    wait,
+                )
         return data
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -259,23 +341,13 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     def parse_json(self, data: str | bytes) -> Any:
-        """orjson instead of json: faster, and it refuses absurd nesting with a decode
-        error (a 400) where json.loads overflows the stack (a 500). Only an object, or
-        a batch (list) of objects, may reach Strawberry."""
-        try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise HTTPException(400, "Unable to parse request body as JSON") from None
-        if isinstance(value, list):
-            if not value or not all(isinstance(item, dict) for item in value):
-                raise HTTPException(400, "A batch must be a non-empty list of JSON objects")
-            for index, item in enumerate(value):
-                _check_operation(item, f"Batch item {index}: ")
-        elif isinstance(value, dict):
-            _check_operation(value, "")
-        else:
-            raise HTTPException(400, "Expected a JSON object")
-        return value
+        """A request body (`request_shape.parse_body`): orjson instead of json, and only
+        an object or a batch of objects within `GATEWAY_MAX_BATCH` reaches Strawberry."""
+        return parse_body(data, self._batch_limit())
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        """A GET request's operation (`request_shape.query_params`)."""
+        return query_params(params)
 
     async def process_result(self, request: Any, result: Any) -> Any:
         """Strawberry's response dict, with a last guarantee: every error has a code.
@@ -294,25 +366,32 @@ class GraphQLView(GraphQL[Context, None]):
         return response
 
     async def render_graphql_ide(self, request: Any) -> HTMLResponse:
-        return HTMLResponse(graphiql_page(graphql_endpoint=str(request.url.path)))
+        # The same URL answers JSON to programs: caches must key on `Accept`.
+        return HTMLResponse(
+            graphiql_page(graphql_endpoint=str(request.url.path)), headers={"Vary": "Accept"}
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
 
-#: The members of one GraphQL-over-HTTP operation that have a type, and that type.
-_OPERATION_MEMBERS: tuple[tuple[str, type, str], ...] = (
-    ("query", str, "a string"),
-    ("operationName", str, "a string"),
-    ("variables", dict, "an object"),
-    ("extensions", dict, "an object"),
-)
+#: Headers that decide who calls and for what: sent twice, which one counts would depend
+#: on the reader (this view reads the first; a proxy in front may have checked the last).
+_SINGLE_HEADERS = ("authorization", KOMBO_KEY_HEADER.lower(), INTEGRATION_HEADER.lower())
 
 
-def _check_operation(operation: dict[str, Any], where: str) -> None:
-    """One check for a single operation and for every item of a batch (Strawberry checks
-    only single ones), so a malformed item is the same 400 as the same request alone."""
-    for name, kind, described in _OPERATION_MEMBERS:
-        value = operation.get(name)
-        if value is not None and not isinstance(value, kind):
-            raise HTTPException(400, f"{where}`{name}` must be {described} or null")
+def _require_single(request: Request, names: tuple[str, ...]) -> None:
+    """Raises BadUserInput when one of `names` occurs more than once."""
+    for name in names:
+        if len(request.headers.getlist(name)) > 1:
+            raise BadUserInput(f"Send the `{name}` header once, not several times")
+
+
+def _rate_keys(caller: Caller, key_fingerprint: str | None, address: str) -> tuple[str, ...]:
+    """Whose rate a request spends: its token's; else its client address's, and in
+    pass-through mode also its Kombo key's (a caller can make up keys, not addresses)."""
+    if caller.name is not None:
+        return (f"token:{caller.name}",)
+    if key_fingerprint is not None:
+        return (f"key:{key_fingerprint}", f"addr:{address}")
+    return (f"addr:{address}",)

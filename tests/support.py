@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -177,3 +182,101 @@ def fragment_chain(length: int) -> str:
     fragments = ["fragment F0 on Job { id }"]
     fragments += [f"fragment F{i} on Job {{ ...F{i - 1} }}" for i in range(1, length)]
     return f"{{ jobs(first: 1) {{ nodes {{ ...F{length - 1} }} }} }} " + " ".join(fragments)
+
+
+@dataclass
+class GatewayProcess:
+    """`kombo-gateway serve` running as a process of its own (see `gateway_process`)."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    stdout: Path
+    stderr: Path
+
+    def workers(self) -> list[int]:
+        """The PIDs of its worker processes (uvicorn's spawned children; not the
+        embedded sandbox)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in children if b"spawn_main" in _cmdline(int(child))]
+
+    def log(self) -> str:
+        return self.stderr.read_text()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def gateway_process(
+    directory: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+) -> Iterator[GatewayProcess]:
+    """Start `python -m gateway serve --workers N` on a free port (the embedded sandbox,
+    no KOMBO_/GATEWAY_ variables of the test run but `env`, none named in `unset`), wait
+    until every worker has started; stop the whole process group afterwards."""
+    from gateway.serving import free_port
+
+    port = free_port()
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KOMBO_", "GATEWAY_")) and k not in unset
+    }
+    environ.update(env or {})
+    out, err = directory / "stdout", directory / "stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--workers", str(workers)]
+            + ["--port", str(port)],
+            env=environ,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,  # its own group: a failed test can stop every process
+        )
+    running = GatewayProcess(process, f"http://127.0.0.1:{port}", out, err)
+    try:
+        wait_until(
+            lambda: (
+                running.log().count("Application startup complete") >= workers
+                or process.poll() is not None
+            ),
+            60,
+            "every worker to start",
+        )
+        assert process.poll() is None, running.log()
+        yield running
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def status_bytes(pid: int, key: str) -> int:
+    """A `kB` line of /proc/<pid>/status (VmRSS, VmHWM) in bytes; 0 once it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) * 1024
+    return 0

@@ -1,4 +1,4 @@
-"""Imports flow one way (see the README): checked on the source, so the rule cannot drift."""
+"""Imports flow one way (docs/architecture.md): checked on the source, so the rule cannot drift."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
 # Modules in import order: each may import only modules listed before it.
 LAYERS = [
-    "config", "budget", "retry", "transport", "kombo", "errors", "metrics", "observability",
-    "cache", "loaders", "ids", "context", "access", "limits", "client_address", "pagination",
-    "state", "schema", "graphiql", "view", "app", "http_protocol", "cli",
+    "config", "budget", "retry", "transport", "kombo", "errors", "metrics", "refusals",
+    "observability", "cache", "loaders", "ids", "context", "access", "token_file", "limits",
+    "client_address", "pagination", "state", "schema", "graphiql", "request_shape", "view", "app",
+    "http_protocol", "serving", "cli",
 ]  # fmt: skip
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}
 

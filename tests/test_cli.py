@@ -22,9 +22,10 @@ import httpx
 import pytest
 
 from gateway.access import KOMBO_KEY_HEADER
-from gateway.cli import free_port, needs_embedded_sandbox
+from gateway.cli import needs_embedded_sandbox
 from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.graphiql import assets_available
+from gateway.serving import free_port
 from tests.conftest import INTEGRATION_A
 from tests.support import Upstream
 

@@ -140,19 +140,18 @@ def test_bad_cache_ttl_is_a_config_error_naming_the_variable(raw: str) -> None:
     assert raw in message
 
 
-@pytest.mark.parametrize(
-    ("key", "sandbox"),
-    [
-        pytest.param("ks_prod_abc123", False, id="key-set"),
-        pytest.param("", True, id="empty"),
-        pytest.param("   ", True, id="blank"),
-    ],
-)
-def test_sandbox_mode_is_on_exactly_when_no_api_key_is_set(key: str, sandbox: bool) -> None:
-    settings = Settings.from_env({"KOMBO_API_KEY": key})
+def test_sandbox_mode_is_on_exactly_when_no_api_key_is_set() -> None:
+    assert Settings.from_env({}).sandbox_mode is True
+    settings = Settings.from_env({"KOMBO_API_KEY": "ks_prod_abc123"})
+    assert settings.sandbox_mode is False
+    assert settings.api_key == "ks_prod_abc123"
 
-    assert settings.sandbox_mode is sandbox
-    assert settings.api_key == (None if sandbox else key)
+
+@pytest.mark.parametrize("key", [pytest.param("", id="empty"), pytest.param("   ", id="blank")])
+def test_a_kombo_api_key_set_but_empty_is_an_error_not_the_sandbox(key: str) -> None:
+    """A deployment whose secret did not arrive must not serve the sandbox's fake jobs."""
+    with pytest.raises(ConfigError, match="KOMBO_API_KEY is set but empty"):
+        Settings.from_env({"KOMBO_API_KEY": key})
 
 
 def test_api_key_and_integration_are_read() -> None:
@@ -226,3 +225,21 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
     with pytest.raises(ConfigError, match="GATEWAY_TRUSTED_PROXIES"):
         Settings.from_env({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8,not-an-ip"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [
+        pytest.param("", 48 * 1024, id="default"),
+        pytest.param("65536", 65_536, id="raised"),
+        pytest.param("1024", 1_024, id="minimum"),
+    ],
+)
+def test_max_document_bytes(raw: str, limit: int) -> None:
+    assert Settings.from_env({"GATEWAY_MAX_DOCUMENT_BYTES": raw}).max_document_bytes == limit
+
+
+@pytest.mark.parametrize("raw", ["1023", "0", "-1", "48k", "inf"])
+def test_bad_max_document_bytes_is_a_config_error_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_MAX_DOCUMENT_BYTES"):
+        Settings.from_env({"GATEWAY_MAX_DOCUMENT_BYTES": raw})

@@ -96,10 +96,17 @@ class Sent:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
     def expects_graphiql(self) -> bool:
-        """A GET without `query` from a browser (or `*/*`) gets GraphiQL's HTML page."""
-        accept = self.header(b"accept")
-        accept = b"*/*" if accept is None else accept  # httpx's default
-        if self.method != "GET" or b"text/html" not in accept and b"*/*" not in accept:
+        """A GET without `query` from a browser gets GraphiQL's HTML page: its `Accept`
+        lists `text/html` with a q-value other than 0 (`*/*` alone, httpx's default, and
+        curl's, gets JSON)."""
+        accept = b",".join(v for k, v in self.headers if k.lower() == b"accept")
+        ranges = accept.decode("latin-1").lower().replace(" ", "").split(",")
+        browser = any(
+            media_type == "text/html"
+            and not any(p[:2] == "q=" and not p[2:].strip("0.") for p in params)  # q=0
+            for media_type, *params in (item.split(";") for item in ranges)
+        )
+        if self.method != "GET" or not browser:
             return False
         if isinstance(self.params, str):
             return httpx.QueryParams(self.params).get("query") is None
@@ -1144,6 +1151,27 @@ HOSTILE = {
     ),
     "operation-name-not-a-string": Sent(
         "POST", None, [JSON], dumps({"query": "{ __typename }", "operationName": 7})
+    ),
+    # Second round (issue 15): entities past the ID cap, credentials and integrations
+    # sent twice, documents far past the size limit, valid or not.
+    "entities-over-the-id-cap": Sent(
+        "POST", None, [JSON], _entities([{"__typename": "Job", "komboId": "x"}] * 16_360)
+    ),
+    "authorization-twice": Sent(
+        "POST",
+        None,
+        [JSON, (b"authorization", b"Bearer a"), (b"authorization", b"Bearer b")],
+        dumps({"query": "{ __typename }"}),
+    ),
+    "integration-twice": Sent(
+        "POST",
+        None,
+        [JSON, (b"x-integration-id", b"personio:aaaaaaaa"), (b"x-integration-id", b"x:b")],
+        dumps({"query": "{ jobs(first: 1) { nodes { id } } }"}),
+    ),
+    "document-1mb-invalid": Sent("POST", None, [JSON], dumps({"query": "{ " + "a(" * 300_000})),
+    "document-600k-valid": Sent(
+        "POST", None, [JSON], dumps({"query": "{ " + "__typename " * 60_000 + "}"})
     ),
 }
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import free_port, wait_until_healthy
+from gateway.serving import free_port, wait_until_healthy
+from tests.support import status_bytes
 
 INTEGRATION = "greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn"
 QUERY = "{ jobs(first: 5) { nodes { id } } }"
@@ -162,18 +163,6 @@ class Monitor:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def status_bytes(pid: int, key: str) -> int:
-    """A `kB` line of /proc/<pid>/status (VmRSS, VmHWM) in bytes; 0 once the process is gone."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 @dataclass

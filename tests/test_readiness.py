@@ -14,8 +14,8 @@ import pytest
 
 from gateway.access import KOMBO_KEY_HEADER
 from gateway.app import create_app
-from gateway.cli import free_port
 from gateway.config import SANDBOX_API_KEY, Settings
+from gateway.serving import free_port
 from gateway.state import ReadinessProbe
 from tests.support import Upstream, error_codes, serve
 

@@ -146,6 +146,43 @@ def test_a_request_within_its_budget_is_unaffected(gateway_settings: Settings):
     assert len(data["nodes"]) == 60 and all(data["nodes"])
 
 
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Job { id } } }"
+
+
+def test_entities_take_at_most_max_ids_representations_duplicates_counted(
+    gateway_settings: Settings, upstream: Upstream
+):
+    """`_entities` accepted 1,200 representations, and 16,360 duplicates of one ID gave an
+    18 MB answer: the ID cap holds for it too, counted before duplicates are removed."""
+    known = dataset()[INTEGRATION_A].jobs[0].id
+    settings = dataclasses.replace(gateway_settings, max_ids=1_000)
+    representations = [{"__typename": "Job", "komboId": known}] * 1_001
+    with gateway(settings) as client:
+        refused = client.post(ENTITIES, {"r": representations}).json()
+        assert upstream.count() == 0
+        served = client.data(ENTITIES, {"r": representations[:1_000]})
+
+    assert error_codes(refused) == ["BAD_USER_INPUT"]
+    assert "GATEWAY_MAX_IDS" in refused["errors"][0]["message"]
+    assert len(served["_entities"]) == 1_000 and upstream.count() == 1
+
+
+def test_entities_of_unknown_ids_spend_the_request_budget(
+    gateway_settings: Settings, upstream: Upstream
+):
+    """10,000 unknown IDs through `_entities` in one request made 4,000 Kombo calls."""
+    settings = dataclasses.replace(gateway_settings, max_upstream_calls=20)
+    representations = [{"__typename": "Job", "komboId": i} for i in unknown_ids(1_000)]
+    batch = [{"query": ENTITIES, "variables": {"r": representations}}] * 3
+    with gateway(settings) as client:
+        response = httpx.post(f"{client.url}/graphql", json=batch, timeout=30)
+
+    assert response.status_code == 200
+    assert upstream.count() <= 20
+    messages = {e["message"] for r in response.json() for e in r.get("errors", [])}
+    assert any("GATEWAY_MAX_UPSTREAM_CALLS" in message for message in messages)
+
+
 # --- rate limit: batches, pass-through keys, client addresses ---------------------------------
 
 

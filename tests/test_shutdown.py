@@ -12,24 +12,20 @@ on any HTTP/1.1 server; clients retry those, RFC 9112 section 9.3.1.)
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gateway.cli import GRACEFUL_SHUTDOWN_SECONDS, free_port
+from gateway.serving import GRACEFUL_SHUTDOWN_SECONDS
+from tests.support import gateway_process, wait_until
 
 CLIENTS = 32
 REQUESTS_PER_CLIENT = 400
@@ -78,107 +74,69 @@ def _send_slow_query(url: str, answers: list[httpx.Response | Exception]) -> Non
         answers.append(exc)
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.mark.parametrize("workers", [2, 1])
 def test_sigterm_under_load_refuses_new_connections_and_answers_the_rest(
     workers: int, tmp_path: Path
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOMBO_", "GATEWAY_"))}
-    env["GATEWAY_RATE_LIMIT"] = "0"  # 32 clients from one address are not abuse here
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--workers",
-                str(workers),
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,  # its own group: a failed test can stop every process
-        )
     stop = threading.Event()
     outcomes: list[Outcome] = []
     clients: list[threading.Thread] = []
     slow: list[httpx.Response | Exception] = []
-    try:
-        _wait_until(lambda: _answers(f"{url}/readyz") or process.poll() is not None, 60, "serve")
-        assert process.poll() is None, err.read_text()
-        _wait_until(
-            lambda: err.read_text().count("Application startup complete") >= workers,
-            60,
-            "every worker to start",
-        )
-        sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", out.read_text())
-        assert sandbox, out.read_text()
-        faults = f"{sandbox.group(1)}/_sandbox/faults"
-        slow_fault = {
-            "status": 200,
-            "latency_ms": int(SLOW_SECONDS * 1000),
-            "path": "/v1/ats/jobs",
-            "match_params": {"page_size": "2"},
-        }
-        httpx.post(faults, json={"faults": [slow_fault]}).raise_for_status()
-        slow_sender = threading.Thread(target=_send_slow_query, args=(f"{url}/graphql", slow))
-        clients = [
-            threading.Thread(target=_load, args=(f"{url}/graphql", stop, outcomes))
-            for _ in range(CLIENTS)
-        ]
-        for client in clients:
-            client.start()
-        # Under load (every worker serving), with the slow query in flight.
-        _wait_until(lambda: sum(o.kind == "ok" for o in outcomes) >= CLIENTS, 30, "load")
-        slow_sender.start()
-        # In flight: the gateway's call took the fault and waits on the sandbox.
-        _wait_until(lambda: not httpx.get(faults).json()["faults"], 10, "the slow query")
+    with gateway_process(
+        tmp_path,
+        workers=workers,
+        env={"GATEWAY_RATE_LIMIT": "0"},  # 32 clients from one address are not abuse here
+    ) as running:
+        url, process = running.url, running.process
+        port = httpx.URL(url).port
+        assert port is not None
+        try:
+            sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", running.stdout.read_text())
+            assert sandbox, running.stdout.read_text()
+            faults = f"{sandbox.group(1)}/_sandbox/faults"
+            slow_fault = {
+                "status": 200,
+                "latency_ms": int(SLOW_SECONDS * 1000),
+                "path": "/v1/ats/jobs",
+                "match_params": {"page_size": "2"},
+            }
+            httpx.post(faults, json={"faults": [slow_fault]}).raise_for_status()
+            slow_sender = threading.Thread(target=_send_slow_query, args=(f"{url}/graphql", slow))
+            clients = [
+                threading.Thread(target=_load, args=(f"{url}/graphql", stop, outcomes))
+                for _ in range(CLIENTS)
+            ]
+            for client in clients:
+                client.start()
+            # Under load (every worker serving), with the slow query in flight.
+            wait_until(lambda: sum(o.kind == "ok" for o in outcomes) >= CLIENTS, 30, "load")
+            slow_sender.start()
+            # In flight: the gateway's call took the fault and waits on the sandbox.
+            wait_until(lambda: not httpx.get(faults).json()["faults"], 10, "the slow query")
 
-        sigterm = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        time.sleep(1.5)
-        # Well after SIGTERM: refused at once, not accepted and left hanging.
-        with socket.socket() as probe:
-            probe.settimeout(3)
-            started = time.monotonic()
-            try:
-                probe.connect(("127.0.0.1", port))
-                connected = True
-            except ConnectionRefusedError:
-                connected = False
-            assert not connected, "a connection was accepted 1.5 s after SIGTERM"
-            assert time.monotonic() - started < 0.5
-        stop.set()
-        for client in clients:
-            client.join(timeout=20)
-        slow_sender.join(timeout=20)
+            sigterm = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(1.5)
+            # Well after SIGTERM: refused at once, not accepted and left hanging.
+            with socket.socket() as probe:
+                probe.settimeout(3)
+                started = time.monotonic()
+                try:
+                    probe.connect(("127.0.0.1", port))
+                    connected = True
+                except ConnectionRefusedError:
+                    connected = False
+                assert not connected, "a connection was accepted 1.5 s after SIGTERM"
+                assert time.monotonic() - started < 0.5
+            stop.set()
+            for client in clients:
+                client.join(timeout=20)
+            slow_sender.join(timeout=20)
 
-        assert process.wait(timeout=GRACEFUL_SHUTDOWN_SECONDS + 10) == 0
-        exited = time.monotonic() - sigterm
-    finally:
-        stop.set()
-        with contextlib.suppress(ProcessLookupError):  # workers, sandbox: none left normally
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+            assert process.wait(timeout=GRACEFUL_SHUTDOWN_SECONDS + 10) == 0
+            exited = time.monotonic() - sigterm
+        finally:
+            stop.set()
 
     lost = [o for o in outcomes if o.kind == "lost"]
     assert not lost, f"{len(lost)} of {len(outcomes)} requests lost: {lost[:5]}"
@@ -194,5 +152,5 @@ def test_sigterm_under_load_refuses_new_connections_and_answers_the_rest(
     assert max(o.seconds for o in refused) < 3.5, max(o.seconds for o in refused)
     assert exited < 10, f"took {exited:.1f} s to exit"
     # Every line the supervisor and its workers logged is JSON.
-    for line in err.read_text().splitlines():
+    for line in running.log().splitlines():
         assert isinstance(json.loads(line), dict), line

@@ -119,11 +119,19 @@ def test_an_all_integrations_token_without_default_must_choose(
     assert len(secured.data(query, headers=bearer(TOKEN_ALL))["jobs"]["nodes"]) == 1
 
 
-@pytest.mark.parametrize("accept", ["text/html", "*/*"])
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("accept", ["text/html", BROWSER_ACCEPT])
 def test_graphiql_page_needs_no_token(secured: GraphQLClient, accept: str):
-    # `*/*` (curl's default) gets the page from Strawberry: admission must agree.
     page = httpx.get(f"{secured.url}/graphql", headers={"Accept": accept})
     assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_a_program_without_a_token_gets_401_not_the_page(secured: GraphQLClient):
+    # `*/*` (curl's default) is not a browser: it needs a token like any request.
+    response = httpx.get(f"{secured.url}/graphql", headers={"Accept": "*/*"})
+    assert response.status_code == 401
 
 
 def test_introspection_needs_a_token(secured: GraphQLClient):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import logging
 import ssl
 import tracemalloc
 import zlib
@@ -20,10 +21,12 @@ import httpx
 import pytest
 import trustme
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.metrics import GatewayMetrics
 from gateway.state import create_http_client
 from gateway.transport import AiohttpTransport, ResponseTooLarge
+from tests.support import serve
 
 #: Reads one request head from the stream and writes (part of) an answer.
 Responder = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -249,6 +252,34 @@ async def test_the_gateway_client_refuses_a_certificate_it_cannot_verify(authori
             with pytest.raises(httpx.ConnectError, match="(?i)certificate"):
                 await client.get(server.url + "/v1/ats/jobs")
     assert server.heads == []
+
+
+async def test_a_refused_certificate_is_named_in_the_answer_readyz_and_the_log(
+    authority: trustme.CA, caplog: pytest.LogCaptureFixture
+):
+    """A refused certificate was logged as a bare `ConnectError`, like a network blip,
+    and retried: it is an operator's problem, and says so."""
+    async with RawServer(answer(b"{}"), tls=server_tls(authority)) as server:
+        settings = Settings(
+            api_key="ks_test_secret", base_url=server.url + "/v1", integration_id="personio:abc"
+        )
+        with (
+            caplog.at_level(logging.ERROR, logger="gateway.kombo"),
+            serve(create_app(settings)) as url,
+        ):
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                result = (
+                    await client.post("/graphql", json={"query": "{ jobs { nodes { id } } }"})
+                ).json()
+                ready = await client.get("/readyz")
+
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert "certificate" in error["message"]
+    assert ready.status_code == 503 and "certificate" in ready.json()["reason"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.kombo"]
+    assert len(logged) == 1 and "certificate was not accepted" in logged[0]
+    assert "ks_test_secret" not in caplog.text
 
 
 # --- KOMBO_MAX_RESPONSE_BYTES: bodies are capped as received and after decompression ------

@@ -26,9 +26,14 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.context import Context
 from gateway.errors import BadUserInput
 from gateway.schema.document_shape import DEFAULT_MAX_FIELDS, ShapeLimits
-from gateway.schema.operation import OperationExtension, PreparedDocuments
+from gateway.schema.operation import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    OperationExtension,
+    PreparedDocuments,
+)
 from gateway.schema.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
@@ -64,12 +69,23 @@ class GatewaySchema(strawberry.federation.Schema):
     or Kombo's 404; `OperationExtension` logs only the unexpected ones instead.
     """
 
+    #: The schema's prepared documents (set by `build_schema`).
+    documents: PreparedDocuments
+
     # The annotations are the field's GraphQL types: Strawberry reads them from here.
     def entities_resolver(
         self, info: strawberry.Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
         """Strawberry's `_entities`, after checking the representations (Strawberry would
-        fail on a missing or foreign `__typename` with an internal error)."""
+        fail on a missing or foreign `__typename` with an internal error).
+
+        Their number is capped like `nodes(ids:)` (`GATEWAY_MAX_IDS`), counted before
+        duplicates are removed: duplicates cost no upstream call, but each is resolved
+        and serialised, and a router never needs more than a page of them at once.
+        """
+        context = info.context
+        if isinstance(context, Context):
+            context.check_id_count(len(representations), "representations")
         checked = [FederationAny(item) for item in _representations(representations)]
         return super().entities_resolver(info, checked)
 
@@ -91,6 +107,8 @@ class QueryLimits:
     max_batch: int = 10
     #: Fields one operation may select after fragment expansion.
     max_fields: int = DEFAULT_MAX_FIELDS
+    #: Bytes of one document's text, checked before it is lexed.
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
 
 _REFERENCE_KEYS = frozenset({"id", "komboId"})
@@ -128,10 +146,11 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
         max_tokens=limits.max_tokens,
         size=DOCUMENT_CACHE_SIZE,
         shape=ShapeLimits(max_fields=limits.max_fields, max_depth=limits.max_depth),
+        max_document_bytes=limits.max_document_bytes,
     )
     # A factory, not an instance: Strawberry builds extensions afresh for every operation.
     extensions: list[Any] = [functools.partial(OperationExtension, documents)]
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         config=_config(limits.max_batch),
         extensions=extensions,
@@ -140,6 +159,9 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
         if fast_path
         else GatewayExecutionContext,
     )
+    # For admission: what a request's documents cost its caller (`PreparedDocuments.cost`).
+    schema.documents = documents
+    return schema
 
 
 def _validation_rules(limits: QueryLimits) -> list[Any]:

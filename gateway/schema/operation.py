@@ -1,31 +1,68 @@
 """The gateway's one schema extension: prepared documents, limits and error codes.
 
+    PreparedDocuments              one per schema: documents by digest of their text
+    ├── document(query)            the size check (GATEWAY_MAX_DOCUMENT_BYTES), then parse
+    ├── errors(query, ...)         shape check, then validation (overlap checks bounded)
+    └── cost(query)                what a request carrying `query` owes the rate limit
+    OperationExtension             per request: drives the above, codes every error
+    WeighedLRU                     the LRU both this module and `projection` bound with
+
 What it does per operation:
+- refuses a document longer than `max_document_bytes` before lexing it (a megabyte of
+  text took ~350 ms to lex, valid or not), with GRAPHQL_PARSE_FAILED like any other
+  document that cannot be parsed;
 - parses with the token limit and without empty selection sets (graphql-core 3.3 accepts
   `{ }`; the spec and the depth rule don't), and validates with the schema's extra rules
   (depth, aliases, introspection switch);
 - reuses the parsed document and its validation errors for a query text seen before
-  (clients repeat a few queries; the compiled projections are keyed by the document's
-  nodes, so reuse also keeps them warm);
+  (clients repeat a few queries; compiled projections are keyed by the document's
+  digest, so reuse also keeps them warm);
 - gives every error its contract code (`gateway.errors.code_error`), remembering the
   phase it arose in, since graphql-core's own errors say nothing of their kind, and
   records the codes and the operation name for the request's log line.
+
+Memory: a parsed document takes ~500 bytes per lexical token (its nodes, their
+locations and the tokens they point to), so 20,000 tokens of text are ~10 MB. The
+documents are bounded in entries and in those estimated bytes, keyed by a digest of
+their text: nothing here keeps a text or a document once it has left.
+
+CPU: preparing a document (parse, shape check, validation) costs ~10 us per byte of a
+dense one. `cost` lets admission charge a document not prepared yet by its size, so that
+a caller sending new documents spends its rate limit as fast as it spends the worker;
+the one part that is not linear in the size, graphql-core's check that fields with the
+same response name can be merged, gets a budget of its own (`OVERLAP_BUDGET`).
 
 Why one extension and not Strawberry's five (ParserCache, ValidationCache,
 MaxTokensLimiter, AddValidationRules and ours): Strawberry builds each extension and
 drives each of its hooks through per-phase context managers on every request; with five
 that machinery alone was ~10% of a job-by-ID request. And Strawberry's ValidationCache is
 keyed by the parsed document, whose hash walks the whole tree on every request; here
-both caches are keyed by the query text.
+both caches are keyed by a digest of the query text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import suppress
+from typing import Any, Final, Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OverlappingFieldsCanBeMergedRule,
+    Source,
+    Token,
+    ValidationContext,
+)
+from graphql.language import Lexer
+from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -33,13 +70,124 @@ from gateway.errors import Phase, code_error
 from gateway.observability import record_error_codes, set_operation
 from gateway.schema.document_shape import ShapeLimits, shape_problem
 
+#: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
+#: GraphiQL's introspection query is ~1.6 KB, the benchmark's 60 look-ups ~8 KB, the
+#: tests' chain of 1,000 fragments (refused later, for its nesting) ~33 KB. Past ~40 KB,
+#: GATEWAY_MAX_TOKENS (20,000) decides first for dense text anyway.
+DEFAULT_MAX_DOCUMENT_BYTES: Final = 48 * 1024
+#: Memory the kept documents may take, by estimate (see the module docstring).
+DOCUMENT_CACHE_BYTES: Final = 32 * 1024 * 1024
+#: Bytes of a document not prepared yet that cost one request of its caller's rate limit
+#: (a full burst at most, so ~25 KB and more cost 100 by default): preparing 256 bytes
+#: of the densest document took ~3 ms, about what a cached request costs.
+COST_BYTES: Final = 256
+#: Units of graphql-core's budget for comparing fields of the same response name
+#: (`OverlappingFieldsCanBeMergedRule`; its default, 500,000, let an 8 KB document of
+#: conflicting fields take ~3 s). Every query of the tests, bench and README takes
+#: under 900; past the budget, validation fails with "Validation aborted".
+OVERLAP_BUDGET: Final = 5_000
+
+#: Estimated bytes per lexical token (comments included) of a parsed document, and per
+#: validation error kept with it (message aside). Measured with tracemalloc: 450-560.
+_BYTES_PER_TOKEN: Final = 600
+_BYTES_PER_ERROR: Final = 1_000
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class WeighedLRU(Generic[K, V]):
+    """An LRU bounded in entries and in the bytes its entries are said to weigh.
+
+    Usage::
+
+        cache = WeighedLRU[bytes, str](entries=512, max_bytes=64 << 20)
+        cache.put(b"key", "value", weight=1_000)   # evicts the least recently used
+        cache.get(b"key", None)                    # "value", now the most recent
+
+    An entry weighing more than `max_bytes` alone is not kept. Reads take no lock (a
+    concurrent eviction is harmless); writes do, so that the totals stay exact.
+    """
+
+    def __init__(self, entries: int, max_bytes: int) -> None:
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: K, default: Any) -> Any:
+        """The value at `key` (then the most recently used), or `default`."""
+        item = self._items.get(key)
+        if item is None:
+            return default
+        with suppress(KeyError):  # evicted meanwhile by another thread
+            self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: K, value: V, weight: int) -> None:
+        """Keep `value` at `key` (replacing what was there), then evict to the bounds."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old[1]
+            if weight > self.max_bytes:
+                return
+            self._items[key] = (value, weight)
+            self.bytes += weight
+            while len(self._items) > self.entries or self.bytes > self.max_bytes:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self.bytes -= dropped
+
+
+class DocumentTooLarge(GraphQLError):
+    """A document over `GATEWAY_MAX_DOCUMENT_BYTES`, refused before it is read."""
+
+
+class _BoundedOverlaps(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's rule with `OVERLAP_BUDGET` (its own is a module global)."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+
+
+def _bounded(rules: Sequence[type[ASTValidationRule]]) -> tuple[type[ASTValidationRule], ...]:
+    return tuple(
+        _BoundedOverlaps if rule is OverlappingFieldsCanBeMergedRule else rule for rule in rules
+    )
+
+
+class _Prepared:
+    """A parsed document, its validation errors (None until validated) and the rules
+    they are for."""
+
+    __slots__ = ("document", "errors", "rules", "weight")
+
+    def __init__(self, document: DocumentNode, weight: int) -> None:
+        self.document = document
+        self.errors: list[GraphQLError] | None = None
+        self.rules: tuple[type[ASTValidationRule], ...] | None = None
+        self.weight = weight
+
 
 class PreparedDocuments:
-    """Parsed documents, and their validation errors, by query text: a bounded LRU.
+    """Parsed documents, and their validation errors, by digest of their text: an LRU
+    bounded in entries and in estimated bytes.
+
+    Usage::
+
+        documents = PreparedDocuments(rules=(), max_tokens=20_000, size=512,
+                                      shape=ShapeLimits(), max_document_bytes=32_768)
+        document = documents.document(query)     # GraphQLError: too large, or no GraphQL
+        errors = documents.errors(query, schema, document, rules)
 
     One per schema (its rules and limits are fixed), shared by every request's
     extension. Parse errors are not kept: a bad query costs its parse each time, as
-    it would uncached.
+    it would uncached (and `cost` charges it by its size each time).
     """
 
     def __init__(
@@ -49,25 +197,34 @@ class PreparedDocuments:
         max_tokens: int,
         size: int,
         shape: ShapeLimits,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        max_bytes: int = DOCUMENT_CACHE_BYTES,
     ):
         self.rules = tuple(rules)
         self.max_tokens = max_tokens
         self.shape = shape
-        self._size = size
-        #: query -> [document, validation errors (None until validated), rules validated with]
-        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+        self.max_document_bytes = max_document_bytes
+        self._entries: WeighedLRU[bytes, _Prepared] = WeighedLRU(size, max_bytes)
 
     def document(self, query: str) -> DocumentNode:
-        """The parsed document of `query`. Raises GraphQLSyntaxError."""
-        entry = self._entries.get(query)
+        """The parsed document of `query`.
+
+        Raises:
+            DocumentTooLarge: `query` is over `max_document_bytes`; nothing was lexed.
+            GraphQLSyntaxError: `query` is not GraphQL, or is over the token limit.
+        """
+        key, size = self._digest(query)
+        if key is None:
+            raise DocumentTooLarge(
+                f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes}"
+                " bytes: pass values as variables rather than writing them into it"
+            )
+        entry: _Prepared | None = self._entries.get(key, None)
         if entry is not None:
-            self._entries.move_to_end(query)
-            document: DocumentNode = entry[0]
-            return document
-        document = parse(query, max_tokens=self.max_tokens, allow_empty_selection_sets=False)
-        self._entries[query] = [document, None, None]
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+            return entry.document
+        document, tokens = _parse(query, self.max_tokens)
+        entry = _Prepared(document, size + _BYTES_PER_TOKEN * tokens)
+        self._entries.put(key, entry, entry.weight)
         return document
 
     def errors(
@@ -84,18 +241,109 @@ class PreparedDocuments:
         expansion of every fragment, recursively, which is exponential in the document's
         size for a document built to be; the shape check is linear and iterative.
         """
-        entry = self._entries.get(query)
-        if entry is not None and entry[0] is document and entry[2] == rules:
-            errors: list[GraphQLError] = entry[1]
-            return errors
+        key, _ = self._digest(query)
+        entry: _Prepared | None = self._entries.get(key, None) if key is not None else None
+        if entry is not None and entry.document is document and entry.rules == rules:
+            assert entry.errors is not None
+            return entry.errors
         problem = shape_problem(document, self.shape)
         if problem is not None:
             errors = [GraphQLError(problem)]
         else:
-            errors = validate_document(schema, document, rules)  # Strawberry's rules added
-        if entry is not None and entry[0] is document:
-            entry[1:] = [errors, rules]
+            # Strawberry's rules added
+            errors = validate_document(schema, document, _bounded(rules))
+        if key is not None and entry is not None and entry.document is document:
+            if entry.errors is None:  # weighed once: a validation for other rules is alike
+                entry.weight += sum(_BYTES_PER_ERROR + 2 * len(e.message) for e in errors)
+            entry.errors, entry.rules = errors, rules
+            self._entries.put(key, entry, entry.weight)  # evicts if it grew too heavy
         return errors
+
+    def cost(self, query: str | None) -> int:
+        """Requests a caller's rate limit is charged for `query`: one for a document
+        prepared already (or refused for its size, which costs nothing), else one per
+        started `COST_BYTES` of its text. A batch pays for each of its operations."""
+        if not query:
+            return 1
+        key, size = self._digest(query)
+        if key is None or self._entries.get(key, None) is not None:
+            return 1
+        return max(1, -(-size // COST_BYTES))
+
+    def _digest(self, query: str) -> tuple[bytes | None, int]:
+        """The cache key of `query` and its size in bytes; no key when it is too large.
+
+        Code points first: there are never more of them than bytes, and counting them
+        costs nothing, so a document far too large is refused without being encoded.
+        """
+        limit = self.max_document_bytes
+        if len(query) > limit:
+            return None, len(query)
+        # surrogatepass: a lone surrogate (JSON allows `\\ud800`) still has a digest;
+        # the parser then refuses it as it would have.
+        data = query.encode("utf-8", "surrogatepass")
+        if len(data) > limit:
+            return None, len(data)
+        return _digest(data), len(data)
+
+
+def text_digest(text: str) -> bytes:
+    """The digest caches key a document's text by, so that no cache keeps the text."""
+    # surrogatepass: a lone surrogate (JSON allows `\\ud800`) still has a digest.
+    return _digest(text.encode("utf-8", "surrogatepass"))
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _parse(query: str, max_tokens: int) -> tuple[DocumentNode, int]:
+    """`graphql.parse(query, max_tokens=max_tokens, allow_empty_selection_sets=False)`,
+    and the number of lexical tokens (comments included) the document keeps alive.
+
+    Whatever the outcome, nothing of the parse is left for the cycle collector, which
+    the gateway runs rarely (`app.tune_garbage_collector`): graphql-core links its tokens
+    both ways, so each document, parsed or refused half-way, was a reference cycle. A
+    worker refusing documents of 20,000 tokens swung between 85 and 176 MB; one keeping
+    parsed ones held 50 MB more. A syntax error loses the parser's frames too, which
+    would keep every node and token made so far for as long as the error lives.
+
+    Raises:
+        GraphQLSyntaxError: as `graphql.parse` (its traceback starts here).
+    """
+    lexer = Lexer(Source(query))
+    first = lexer.token
+    parser = Parser(
+        lexer.source, max_tokens=max_tokens, allow_empty_selection_sets=False, lexer=lexer
+    )
+    document = None
+    try:
+        document = parser.parse_document()
+    except RecursionError:
+        pass  # raised below, without the frames of the recursion
+    except GraphQLError as error:
+        error.__traceback__ = None
+        raise
+    finally:
+        tokens = _unlink_tokens(first)
+    if document is None:
+        position = lexer.token.start
+        raise GraphQLSyntaxError(
+            lexer.source, position, "Document is nested too deeply. Parsing aborted."
+        )
+    return document, tokens
+
+
+def _unlink_tokens(first: Token) -> int:
+    """Counts the tokens from `first` on, unlinking each from the one before it (nothing
+    reads `Token.prev`), so that they are freed as soon as nothing uses them."""
+    count = 0
+    token: Token | None = first
+    while token is not None:
+        count += 1
+        token.prev = None
+        token = token.next
+    return count
 
 
 class OperationExtension(SchemaExtension):
@@ -139,6 +387,31 @@ class OperationExtension(SchemaExtension):
                 context.graphql_document,
                 tuple(context.validation_rules),
             )
+            # `operation_name` falls back to the first operation's name: what the request
+            # named is only in this attribute (Strawberry is pinned).
+            if not context.pre_execution_errors and context._provided_operation_name is None:
+                context.pre_execution_errors = _unnamed_choice(context.graphql_document)
         yield
         if context.pre_execution_errors:
             self._phase = Phase.VALIDATION
+
+
+def _unnamed_choice(document: DocumentNode) -> list[GraphQLError]:
+    """An error when `document` defines several operations and the request names none.
+
+    The spec requires `operationName` then; Strawberry would silently run the first,
+    so a client that forgot it got an answer to a question it may not have meant.
+    """
+    names = [
+        definition.name.value[:50] if definition.name else "(anonymous)"
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+    ]
+    if len(names) < 2:
+        return []
+    return [
+        GraphQLError(
+            f"The document defines {len(names)} operations ({', '.join(names[:10])}): "
+            "set `operationName` to the one to run"
+        )
+    ]

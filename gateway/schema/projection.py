@@ -53,15 +53,24 @@ object of a selection the compiler refused, counts in
 `Context` carries the app's metrics. `tests/test_projection.py` checks the two paths
 agree on generated queries and damaged data, and that the sandbox's data never falls
 back.
+
+**What projections cost.** Compiled projectors are kept per schema, at most 2,048 and
+16 MiB by estimate (`PROJECTOR_CACHE_*`), keyed by a digest of the document's text and
+the offsets of the selection's nodes in it: an entry holds no node, so nothing here
+keeps a document (or its text) alive once the document cache has let it go; they held
+documents of 1 MB each before. Compiling costs the worker ~2.5 us per character of
+source, and each new selection needs it, so it is bounded twice: a selection whose
+source would pass `MAX_PROJECTOR_SOURCE` is not compiled, and compiling gets
+`COMPILE_SHARE` of the worker's time (`CompileBudget`); past that, new selections take
+the standard path, correct and slower, until the budget has refilled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections import OrderedDict
+import time
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from graphql import (
     GraphQLAbstractType,
@@ -91,9 +100,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import UpstreamDataError
 from gateway.ids import JOB_TYPE, global_id
+from gateway.schema.operation import WeighedLRU, text_digest
 
 Projector = Callable[[dict[str, Any], Any], dict[str, Any]]
-_CACHE_SIZE = 2048
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 #: Set on a strawberry field (`metadata={PROJECTION: spec}`) whose resolver needs more
@@ -370,6 +379,11 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
 class ProjectingExecutionContext(GatewayExecutionContext):
     """`GatewayExecutionContext`, completing plain-data objects with compiled projections."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: What this execution knows of its document, learnt at its first projection.
+        self._document: _Document | None = None
+
     def complete_object_value(
         self,
         return_type: GraphQLObjectType,
@@ -403,63 +417,180 @@ class ProjectingExecutionContext(GatewayExecutionContext):
             metrics.fastpath_fallbacks.labels(reason=reason).inc()
 
     def _projector(self, return_type: GraphQLObjectType, details: Any) -> Projector | None:
-        nodes = tuple(detail.node for detail in details)
         if any(
             detail.defer_usage is not None or detail.fragment_variable_values is not None
             for detail in details
         ):
             return None
-        key = (return_type.name, tuple(map(id, nodes)), self._directive_values())
-        return _CACHE.get_or_compile(key, nodes, lambda: self._compile(return_type, details))
-
-    def _directive_values(self) -> tuple[Any, ...]:
-        names = _directive_variables(self.operation, self.fragments)
+        document = self._document or self._learn_document()
         coerced = self.variable_values.coerced
-        return tuple(coerced.get(name) for name in names)
+        values = tuple(coerced.get(name) for name in document.directive_variables)
+        positions = _positions(details) if document.digest is not None else None
+        if positions is None:
+            # No text to name the nodes by: ids, valid while this execution holds them.
+            key: Any = (return_type.name, tuple(id(detail.node) for detail in details), values)
+            if document.local is None:
+                document.local = WeighedLRU(PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES)
+            cache = document.local
+        else:
+            key = (return_type.name, document.digest, positions, values)
+            cache = document.shared.cache
+        projector = cache.get(key, _MISSING)
+        if projector is not _MISSING:
+            return projector  # type: ignore[no-any-return]
+        budget = document.shared.budget
+        if not budget.allows():
+            return None  # not kept: compiled once the budget allows
+        started = time.perf_counter()
+        compiled, size = self._compile(return_type, details)
+        budget.spend(time.perf_counter() - started)
+        cache.put(key, compiled, _PROJECTOR_BYTES + _BYTES_PER_SOURCE_CHAR * size)
+        return compiled
 
-    def _compile(self, return_type: GraphQLObjectType, details: Any) -> Projector | None:
+    def _learn_document(self) -> _Document:
+        """The digest of the operation's text, the variables its `@skip`/`@include`
+        read, and the schema's projectors: computed once per execution."""
+        operation = self.operation
+        loc = operation.loc
+        digest = None
+        if loc is not None:
+            digest = text_digest(loc.source.body)
+        names = _directive_variables(operation, self.fragments, digest)
+        self._document = _Document(digest, names, _projectors_of(self.schema))
+        return self._document
+
+    def _compile(
+        self, return_type: GraphQLObjectType, details: Any
+    ) -> tuple[Projector | None, int]:
+        """The projector of this selection (None: the standard path serves it) and the
+        size of its source."""
         compiler = _Compiler(self)
         try:
             name = compiler.object(return_type, list(details))
         except _NotProjectable:
+            return None, compiler.size
+        return compiler.build(name), compiler.size
+
+
+_MISSING: Any = object()
+#: Compiled projectors of one schema, at most, and the memory they may take by
+#: estimate: a projector takes 3.5-5 times its source (code object, namespace), measured.
+PROJECTOR_CACHE_SIZE: Final = 2048
+PROJECTOR_CACHE_BYTES: Final = 16 * 1024 * 1024
+_BYTES_PER_SOURCE_CHAR: Final = 5
+_PROJECTOR_BYTES: Final = 1024
+#: Source of one projector at most: past it, the selection takes the standard path.
+#: Every field of `Job`, nested objects and union members included, is ~21 KB; compiling
+#: 64 KB takes ~0.1 s, and a selection built to (an alias per union member) reached 636 KB.
+MAX_PROJECTOR_SOURCE: Final = 64 * 1024
+#: The share of a worker's time compiling may take, and what it may take at once: each
+#: new selection costs a compilation, so a caller sending new documents could otherwise
+#: keep the worker compiling (a 2.4 KB document spreading one fragment under 15 aliases
+#: compiled 300 KB of source, ~0.6 s). Past it, new selections take the standard path
+#: until the budget has refilled; compiled ones are unaffected.
+COMPILE_SHARE: Final = 0.05
+COMPILE_BURST: Final = 1.0
+
+
+class CompileBudget:
+    """Seconds of compiling allowed: `share` of every second, `burst` at most at once.
+
+    Usage::
+
+        budget = CompileBudget(share=0.05, burst=1.0)
+        if budget.allows():           # something left (a compilation may overdraw it)
+            ...                       # compile
+            budget.spend(seconds)
+
+    A compilation's time is only known afterwards, so the budget may go below zero;
+    nothing is compiled until it is above zero again.
+    """
+
+    def __init__(
+        self, share: float, burst: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.share = share
+        self.burst = burst
+        self._clock = clock
+        self._left = burst
+        self._updated = clock()
+
+    def allows(self) -> bool:
+        now = self._clock()
+        self._left = min(self.burst, self._left + (now - self._updated) * self.share)
+        self._updated = now
+        return self._left > 0
+
+    def spend(self, seconds: float) -> None:
+        self._left -= seconds
+
+
+class _Projectors:
+    """One schema's compiled projectors and compile budget."""
+
+    def __init__(self) -> None:
+        self.cache: WeighedLRU[Any, Projector | None] = WeighedLRU(
+            PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES
+        )
+        self.budget = CompileBudget(COMPILE_SHARE, COMPILE_BURST)
+
+
+#: Per schema, so that schemas (tests build many) neither share projectors compiled for
+#: another's types nor spend one another's budget.
+_PROJECTORS: weakref.WeakKeyDictionary[GraphQLSchema, _Projectors] = weakref.WeakKeyDictionary()
+
+
+def _projectors_of(schema: GraphQLSchema) -> _Projectors:
+    projectors = _PROJECTORS.get(schema)
+    if projectors is None:
+        projectors = _PROJECTORS[schema] = _Projectors()
+    return projectors
+
+
+class _Document:
+    """What one execution knows of its document (`ProjectingExecutionContext`)."""
+
+    __slots__ = ("digest", "directive_variables", "local", "shared")
+
+    def __init__(
+        self, digest: bytes | None, directive_variables: tuple[str, ...], shared: _Projectors
+    ) -> None:
+        #: Of the document's text: with the nodes' offsets in it, names a selection
+        #: without keeping the document alive. None: the document has no source.
+        self.digest = digest
+        self.directive_variables = directive_variables
+        self.shared = shared
+        #: Projectors of this execution only (nodes without offsets), made when needed.
+        self.local: WeighedLRU[Any, Projector | None] | None = None
+
+
+def _positions(details: Any) -> tuple[int, ...] | None:
+    """Where the selection's field nodes start in the document's text (None: unknown)."""
+    positions = []
+    for detail in details:
+        loc = detail.node.loc
+        if loc is None:
             return None
-        return compiler.build(name)
+        positions.append(loc.start)
+    return tuple(positions)
 
 
-class _ProjectorCache:
-    """LRU of compiled projectors. It keeps the AST nodes of each key alive, so that the
-    ids in the key can never be reused by other nodes while the entry exists."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[Any, tuple[Projector | None, tuple[Any, ...]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get_or_compile(
-        self, key: Any, nodes: tuple[Any, ...], compile_: Callable[[], Projector | None]
-    ) -> Projector | None:
-        entry = self._entries.get(key)
-        if entry is not None:
-            with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
-                self._entries.move_to_end(key)
-            return entry[0]
-        projector = compile_()
-        with self._lock:
-            self._entries[key] = (projector, nodes)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return projector
+#: (digest of a document's text, offset of an operation in it) -> the variables its
+#: `@skip`/`@include` read. Keys hold no document; values are a few names.
+_DIRECTIVE_VARIABLES: WeighedLRU[tuple[bytes, int], tuple[str, ...]] = WeighedLRU(
+    PROJECTOR_CACHE_SIZE, 4 * 1024 * 1024
+)
 
 
-_CACHE = _ProjectorCache(_CACHE_SIZE)
-_DIRECTIVE_VARIABLES: dict[int, tuple[Any, tuple[str, ...]]] = {}
-
-
-def _directive_variables(operation: OperationDefinitionNode, fragments: Any) -> tuple[str, ...]:
+def _directive_variables(
+    operation: OperationDefinitionNode, fragments: Any, digest: bytes | None
+) -> tuple[str, ...]:
     """Names of the variables that `@skip`/`@include` read: they change what is selected."""
-    cached = _DIRECTIVE_VARIABLES.get(id(operation))
-    if cached is not None and cached[0] is operation:
-        return cached[1]
+    key = (digest, operation.loc.start) if digest is not None and operation.loc else None
+    if key is not None:
+        cached: tuple[str, ...] | None = _DIRECTIVE_VARIABLES.get(key, None)
+        if cached is not None:
+            return cached
     names: set[str] = set()
 
     class Collect(Visitor):
@@ -473,9 +604,8 @@ def _directive_variables(operation: OperationDefinitionNode, fragments: Any) -> 
     for fragment in fragments.values():
         visit(fragment.definition, Collect())
     result = tuple(sorted(names))
-    if len(_DIRECTIVE_VARIABLES) > _CACHE_SIZE:
-        _DIRECTIVE_VARIABLES.clear()
-    _DIRECTIVE_VARIABLES[id(operation)] = (operation, result)
+    if key is not None:
+        _DIRECTIVE_VARIABLES.put(key, result, 200 + sum(60 + len(name) for name in result))
     return result
 
 
@@ -488,6 +618,14 @@ class _Compiler:
         self._lines: list[str] = []
         self._namespace: dict[str, Any] = {"_gid": global_id}
         self._counter = 0
+        #: Characters of source so far (`MAX_PROJECTOR_SOURCE` at most).
+        self.size = 0
+
+    def _emit(self, lines: list[str]) -> None:
+        self._lines += lines
+        self.size += sum(len(line) + 1 for line in lines)
+        if self.size > MAX_PROJECTOR_SOURCE:
+            raise _NotProjectable
 
     def build(self, name: str) -> Projector:
         source = "\n".join(self._lines)
@@ -535,9 +673,13 @@ class _Compiler:
             body += self._read(local, field)
             body += self._complete(local, field.type, list(field_details))
             items.append(f"{response_key!r}: {local}")
-        self._lines.append(f"def {name}(src, sib):")
-        self._lines += ["    " + line for line in body]
-        self._lines.append("    return {" + ", ".join(items) + "}")
+        self._emit(
+            [
+                f"def {name}(src, sib):",
+                *["    " + line for line in body],
+                "    return {" + ", ".join(items) + "}",
+            ]
+        )
         return name
 
     def _servable_check(self, type_: GraphQLObjectType) -> list[str]:
@@ -678,13 +820,15 @@ class _Compiler:
                 if tag is not None
             }
             other = self.object(type_.types[tags.index(None)], details)
-            self._lines += [
-                f"def {name}(src, sib):",
-                "    if not isinstance(src, dict): raise TypeError('not an object')",
-                "    return {"
-                + ", ".join(f"{tag!r}: {projector}" for tag, projector in table.items())
-                + f'}}.get(src.get("type"), {other})(src, sib)',
-            ]
+            self._emit(
+                [
+                    f"def {name}(src, sib):",
+                    "    if not isinstance(src, dict): raise TypeError('not an object')",
+                    "    return {"
+                    + ", ".join(f"{tag!r}: {projector}" for tag, projector in table.items())
+                    + f'}}.get(src.get("type"), {other})(src, sib)',
+                ]
+            )
             return name
         lines = [f"def {name}(src, sib):"]
         for member in type_.types:
@@ -694,7 +838,7 @@ class _Compiler:
             projector = self.object(member, details)
             lines += [f"    if {check}(src, None):", f"        return {projector}(src, sib)"]
         lines.append("    raise TypeError('no union member accepts the value')")
-        self._lines += lines
+        self._emit(lines)
         return name
 
 

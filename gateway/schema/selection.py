@@ -14,8 +14,6 @@ many is harmless, one too few is not.
 
 from __future__ import annotations
 
-import operator
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +28,13 @@ from graphql import (
     SelectionSetNode,
 )
 
+from gateway.schema.operation import WeighedLRU, text_digest
 from gateway.schema.projection import source_key
 
 _MEMO_SIZE = 1024
+#: A memo entry's size by estimate (key, a frozenset of a dozen keys), for the byte bound.
+_ENTRY_BYTES = 2_048
+_MEMO_BYTES = _MEMO_SIZE * _ENTRY_BYTES
 _TYPENAME = "__typename"
 
 
@@ -46,24 +48,35 @@ class ConnectionReads:
     job_keys: frozenset[str] | None
 
 
-_memo: dict[int, tuple[tuple[FieldNode, ...], ConnectionReads]] = {}
-_memo_lock = threading.Lock()
+#: Reads by (digest of the document's text, where the `jobs` field nodes start in it):
+#: names a selection without holding its nodes, whose document would stay alive (and
+#: its text) long after the prepared-document cache let it go.
+_memo: WeighedLRU[tuple[bytes, tuple[int, ...]], ConnectionReads] = WeighedLRU(
+    _MEMO_SIZE, _MEMO_BYTES
+)
 
 
 def connection_reads(info: Any) -> ConnectionReads:
     """`ConnectionReads` of the `jobs` field `info` resolves (a `strawberry.Info`)."""
     raw = info._raw_info
     nodes = tuple(raw.field_nodes)
-    memo = _memo.get(id(nodes[0]))
-    if memo is not None and len(memo[0]) == len(nodes) and all(map(operator.is_, memo[0], nodes)):
-        return memo[1]
+    key = _memo_key(nodes)
+    if key is not None:
+        memo: ConnectionReads | None = _memo.get(key, None)
+        if memo is not None:
+            return memo
     reads = _compute(nodes, raw.fragments, raw.schema)
-    with _memo_lock:
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        # The nodes are kept with the answer, so an id() is never reused while remembered.
-        _memo[id(nodes[0])] = (nodes, reads)
+    if key is not None:
+        _memo.put(key, reads, _ENTRY_BYTES)
     return reads
+
+
+def _memo_key(nodes: tuple[FieldNode, ...]) -> tuple[bytes, tuple[int, ...]] | None:
+    """Where `nodes` are in their document's text (None: a document without text)."""
+    locations = [node.loc for node in nodes]
+    if not locations or any(loc is None for loc in locations):
+        return None
+    return text_digest(locations[0].source.body), tuple(loc.start for loc in locations)  # type: ignore[union-attr]
 
 
 def _compute(
