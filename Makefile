@@ -84,5 +84,5 @@ bench: $(DEV_STAMP) assets
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) gateway/static/graphiql tests/federation/js/node_modules dist \
+	rm -rf $(VENV) gateway/http/static/graphiql tests/federation/js/node_modules dist \
 	  .mypy_cache .ruff_cache .pytest_cache

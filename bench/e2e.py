@@ -54,7 +54,7 @@ from bench.load import (
 from bench.queries import DESCRIPTIONS, FIVE_FIELDS_100, INTEGRATION, JOB_BY_ID_10, QUERIES
 from bench.report import host_busy_seconds, ratio, table, verdict, wait_for_quiet
 from gateway.config import SANDBOX_API_KEY
-from gateway.serving import free_port
+from gateway.http.serving import free_port
 
 CONCURRENCY: Final = 32
 WORKER_COUNTS: Final = (1, 2)

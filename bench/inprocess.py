@@ -55,15 +55,15 @@ from bench.queries import (
     LOOKUPS_60,
 )
 from bench.report import host_busy_seconds, ratio, table, us, verdict, wait_for_quiet
-from gateway.app import tune_garbage_collector
-from gateway.cache import CachedKombo, UpstreamCache
 from gateway.config import SANDBOX_API_KEY
-from gateway.context import Context
-from gateway.kombo import JOBS_PATH, JobsPage, KomboClient, parse_jobs_page
-from gateway.loaders import Loaders
-from gateway.metrics import GatewayMetrics
+from gateway.http.app import tune_garbage_collector
+from gateway.observability.metrics import GatewayMetrics
 from gateway.sandbox.app import create_sandbox_app
 from gateway.schema import build_schema
+from gateway.schema.context import Context
+from gateway.upstream.cache import CachedKombo, UpstreamCache
+from gateway.upstream.kombo import JOBS_PATH, JobsPage, KomboClient, parse_jobs_page
+from gateway.upstream.loaders import Loaders
 
 #: The in-process queries and their targets (served / floor at most this; None: no target).
 INPROCESS_QUERIES: Final[dict[str, tuple[str, float | None]]] = {

@@ -51,7 +51,7 @@ from typing import IO, Any, Final
 import httpx
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
-from gateway.serving import free_port
+from gateway.http.serving import free_port
 
 HOST: Final = "127.0.0.1"
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent

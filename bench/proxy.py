@@ -6,7 +6,7 @@ Usage::
 
 `POST /graphql?<Kombo parameters>` reads the request body and ignores it, makes one
 `GET <upstream>/ats/jobs?<the same parameters>` with the gateway's credentials and
-headers, through `gateway.state.create_http_client` (the gateway's pool limits, timeouts
+headers, through `gateway.http.state.create_http_client` (the gateway's pool limits, timeouts
 and event hooks), and answers with the upstream body bytes unchanged. The bench puts in
 the query string exactly the parameters the gateway sent for the GraphQL query being
 compared (read from the sandbox's request log). Starlette routed, served by uvicorn with
@@ -32,10 +32,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
-from gateway.kombo import JOBS_PATH
-from gateway.metrics import GatewayMetrics
-from gateway.serving import uvicorn_options
-from gateway.state import create_http_client
+from gateway.http.serving import uvicorn_options
+from gateway.http.state import create_http_client
+from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.kombo import JOBS_PATH
 
 _JSON = "application/json"
 

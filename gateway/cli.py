@@ -4,12 +4,12 @@
 Kombo) starts the embedded sandbox as a child process on a free loopback port and
 points the gateway at it over real HTTP, so `make run` needs no key and behaves like
 production. Settings reach uvicorn's workers through the environment
-(`serving.serving_app`, then `gateway.app:app_from_env`), so `--workers N` works the
+(`serving.serving_app`, then `gateway.http.app:app_from_env`), so `--workers N` works the
 same way.
 
 This module parses the command line, decides what `serve` serves and says so; how it
 is served (the listening socket, workers, draining on a stop, children that die with
-the gateway, JSON logs from uvicorn) is `gateway.serving`.
+the gateway, JSON logs from uvicorn) is `gateway.http.serving`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gateway.config import (
     ConfigError,
     Settings,
 )
-from gateway.serving import (
+from gateway.http.serving import (
     LOOPBACK,
     exit_on_sigterm,
     listen,
@@ -218,8 +218,8 @@ def _positive_int(value: str) -> int:
 
 def _integration_id(value: str) -> str:
     """A Kombo integration ID, checked as the gateway checks `X-Integration-Id`."""
-    from gateway.context import requested_integration
     from gateway.errors import BadUserInput
+    from gateway.schema.context import requested_integration
 
     try:
         integration = requested_integration(value)
@@ -242,8 +242,8 @@ def _token(name: str, integrations: list[str] | None, default: str | None) -> in
 
     `integrations` None: every integration (`--all-integrations`).
     """
-    from gateway.access import hash_token, new_token
     from gateway.config import TokenSpec
+    from gateway.http.access import hash_token, new_token
 
     if default is not None and integrations and default not in integrations:
         print("kombo-gateway: --default must be one of --integration", file=sys.stderr)
@@ -331,7 +331,7 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
         watch_parent(parent)
     import uvicorn
 
-    from gateway.observability import configure_logging
+    from gateway.observability.observability import configure_logging
     from gateway.sandbox.app import create_sandbox_app
 
     print(f"Kombo sandbox on http://{host}:{port}/v1 (KOMBO_BASE_URL=http://{host}:{port}/v1)")
@@ -354,7 +354,7 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
 def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from gateway.observability import configure_logging
+    from gateway.observability.observability import configure_logging
 
     try:
         settings = Settings.from_env(os.environ)
@@ -388,7 +388,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         if workers > 1:
             # The workers share their metrics: `/metrics`, whichever worker answers,
             # reports the sum over all of them, replaced workers included.
-            from gateway.metrics import shared_between_workers
+            from gateway.observability.metrics import shared_between_workers
 
             try:
                 stack.enter_context(shared_between_workers())
@@ -424,7 +424,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         if workers > 1 and settings.tokens_file is not None:
             # The supervisor alone watches the operator's file; workers (restarted ones
             # too) read its last good content, so they never disagree (`token_file`).
-            from gateway.token_file import shared_tokens_file
+            from gateway.http.token_file import shared_tokens_file
 
             copy = stack.enter_context(shared_tokens_file(settings.tokens_file, settings.tokens))
             os.environ["GATEWAY_TOKENS_FILE"] = copy

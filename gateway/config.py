@@ -97,7 +97,7 @@ class Settings:
     #: Gateway access tokens; none configured: the gateway is open to whoever reaches it.
     tokens: tuple[TokenSpec, ...] = ()
     #: Where `tokens` came from when read from a file (`GATEWAY_TOKENS_FILE`), which is
-    #: then watched: changes apply without a restart (`gateway.token_file`).
+    #: then watched: changes apply without a restart (`gateway.http.token_file`).
     tokens_file: str | None = None
     #: Callers may bring their own Kombo key (`X-Kombo-Api-Key`); required then.
     key_passthrough: bool = False

@@ -31,8 +31,8 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from gateway.budget import CallBudgetSpent
-from gateway.kombo import KomboAPIError, KomboBadAnswer, KomboError, KomboRequestTooLong
+from gateway.upstream.budget import CallBudgetSpent
+from gateway.upstream.kombo import KomboAPIError, KomboBadAnswer, KomboError, KomboRequestTooLong
 
 logger = logging.getLogger("gateway.errors")
 

@@ -8,7 +8,7 @@
 # page needs into a gitignored directory. Nothing is downloaded at run time.
 #
 # Usage: scripts/build-graphiql-assets.sh [OUTPUT_DIR]
-#   OUTPUT_DIR defaults to gateway/static/graphiql under the repository root.
+#   OUTPUT_DIR defaults to gateway/http/static/graphiql under the repository root.
 #
 # Re-running is cheap: if OUTPUT_DIR/manifest.json already records the pinned
 # versions and every file it lists is present, the script exits without
@@ -17,7 +17,7 @@ set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "${script_dir}/.." && pwd)"
-out_dir="${1:-${repo_root}/gateway/static/graphiql}"
+out_dir="${1:-${repo_root}/gateway/http/static/graphiql}"
 
 # Pinned to the versions Strawberry's stock GraphiQL page uses, so both pages
 # behave the same; every one of them still ships the UMD/dist builds we need.
@@ -30,7 +30,7 @@ packages=(
 )
 
 # Files copied per package: "npm-name role source-path-in-package output-file-name".
-# Roles are what gateway/graphiql.py looks up in the manifest; "license" files are
+# Roles are what gateway/http/graphiql.py looks up in the manifest; "license" files are
 # shipped alongside because the MIT licenses require the notice to travel with
 # the code. @graphiql/plugin-explorer ships no LICENSE file of its own (its
 # package.json declares MIT, same monorepo and license as graphiql); its UMD
@@ -142,7 +142,7 @@ for entry in "${files[@]}"; do
   done
 done
 
-# Write the manifest gateway/graphiql.py reads: pinned versions plus one entry per
+# Write the manifest gateway/http/graphiql.py reads: pinned versions plus one entry per
 # file (path relative to the output dir, role, origin and sha384 for auditing).
 PACKAGES="$(printf '%s\n' "${packages[@]}")" FILES="$(printf '%s\n' "${files[@]}")" \
   node - "${stage_dir}" "${work_dir}/node_modules" <<'JS'

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
+from gateway.http.app import create_app
 from gateway.sandbox.app import create_sandbox_app
 from tests.support import GraphQLClient, Upstream, serve
 

@@ -229,7 +229,7 @@ def gateway_process(
     """Start `python -m gateway serve --workers N` on a free port (the embedded sandbox,
     no KOMBO_/GATEWAY_ variables of the test run but `env`, none named in `unset`), wait
     until every worker has started; stop the whole process group afterwards."""
-    from gateway.serving import free_port
+    from gateway.http.serving import free_port
 
     port = free_port()
     environ = {

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.access import hash_token
-from gateway.app import create_app
 from gateway.config import Settings, TokenSpec
+from gateway.http.access import hash_token
+from gateway.http.app import create_app
 from tests.support import GraphQLClient, Upstream, error_codes, serve
 
 

@@ -8,13 +8,23 @@ from pathlib import Path
 import pytest
 
 GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
-# Modules in import order: each may import only modules listed before it.
-LAYERS = [
-    "config", "budget", "retry", "transport", "kombo", "errors", "metrics", "refusals",
-    "observability", "cache", "loaders", "ids", "context", "access", "token_file", "limits",
-    "client_address", "pagination", "state", "schema", "graphiql", "request_shape", "view", "app",
-    "http_protocol", "serving", "cli",
-]  # fmt: skip
+# The sides, in import order: a module may import its own side and the sides before it
+# (`config` and `errors` share the first place). A side is a module or a folder of `gateway/`.
+SIDES = {
+    "config": 0,
+    "errors": 0,
+    "observability": 1,
+    "upstream": 2,
+    "schema": 3,
+    "http": 4,
+    "cli": 5,
+}
+# Imports that break the rule today, left for the behavioural commit that follows the move
+# (issue 11): the test fails once one of them is gone, so this list can only shrink.
+PENDING = {
+    ("errors.py", "gateway.upstream.budget"),
+    ("errors.py", "gateway.upstream.kombo"),
+}
 GRAPHQL_LIBRARIES = {"strawberry", "graphql"}
 
 
@@ -28,27 +38,43 @@ def imports_of(path: Path) -> set[str]:
     return names
 
 
-def layer_of(module: str) -> str:
+def side_of(module: str) -> str:
     return module.removeprefix("gateway.").split(".")[0]
 
 
-@pytest.mark.parametrize("layer", LAYERS)
-def test_each_module_imports_only_lower_layers(layer: str):
-    path = GATEWAY / f"{layer}.py"
-    files = sorted((GATEWAY / layer).rglob("*.py")) if not path.exists() else [path]
-    allowed = set(LAYERS[: LAYERS.index(layer) + 1])
-    if layer == "cli":
+def files_of(side: str) -> list[Path]:
+    path = GATEWAY / f"{side}.py"
+    return [path] if path.exists() else sorted((GATEWAY / side).rglob("*.py"))
+
+
+def test_every_module_belongs_to_a_side():
+    for path in GATEWAY.iterdir():
+        if path.name == "__pycache__" or path.name in {"__init__.py", "__main__.py"}:
+            continue
+        assert path.name.removesuffix(".py") in {*SIDES, "sandbox"}, path.name
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_each_side_imports_only_itself_and_the_sides_before_it(side: str):
+    allowed = {name for name, rank in SIDES.items() if rank <= SIDES[side]}
+    if side == "cli":
         allowed.add("sandbox")  # `kombo-gateway sandbox` runs it
-    for file in files:
+    for file in files_of(side):
         for name in imports_of(file):
-            if name.startswith("gateway."):
-                assert layer_of(name) in allowed, f"{file.name} imports {name}"
+            if name.startswith("gateway.") and (file.name, name) not in PENDING:
+                assert side_of(name) in allowed, f"{file.relative_to(GATEWAY)} imports {name}"
 
 
-@pytest.mark.parametrize("layer", ["config", "budget", "kombo", "metrics", "cache", "loaders"])
-def test_the_rest_client_side_knows_nothing_of_graphql(layer: str):
-    roots = {name.split(".")[0] for name in imports_of(GATEWAY / f"{layer}.py")}
-    assert not roots & GRAPHQL_LIBRARIES
+def test_pending_exceptions_are_still_there():
+    found = {(file.name, name) for file in GATEWAY.rglob("*.py") for name in imports_of(file)}
+    assert PENDING <= found, PENDING - found
+
+
+@pytest.mark.parametrize("side", ["config", "observability", "upstream"])
+def test_the_rest_client_side_knows_nothing_of_graphql(side: str):
+    for file in files_of(side):
+        roots = {name.split(".")[0] for name in imports_of(file)}
+        assert not roots & GRAPHQL_LIBRARIES, file.name
 
 
 def test_the_schema_knows_nothing_of_http():
@@ -59,5 +85,5 @@ def test_the_schema_knows_nothing_of_http():
 
 def test_the_sandbox_imports_only_config_of_the_gateway():
     for file in (GATEWAY / "sandbox").rglob("*.py"):
-        ours = {layer_of(n) for n in imports_of(file) if n.startswith("gateway.")}
+        ours = {side_of(n) for n in imports_of(file) if n.startswith("gateway.")}
         assert ours <= {"config", "sandbox"}, file.name

@@ -1,4 +1,5 @@
-"""`gateway.cache`: the TTL cache with single-flight, its size bounds, and CachedKombo's keys."""
+"""`gateway.upstream.cache`: the TTL cache with single-flight, its size bounds, and CachedKombo's
+keys."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import CachedKombo, UpstreamCache, credential_fingerprint
-from gateway.kombo import JobQuery, KomboAPIError
-from gateway.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.cache import CachedKombo, UpstreamCache, credential_fingerprint
+from gateway.upstream.kombo import JobQuery, KomboAPIError
 
 TTL = 30.0
 INTEGRATION_A = "personio:CBNMt7dSNCzBdnRTx87dev4E"

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Settings
+from gateway.http.app import create_app
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
 from tests.support import GraphQLClient, Upstream, serve
 

@@ -21,11 +21,11 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from gateway.access import KOMBO_KEY_HEADER
 from gateway.cli import needs_embedded_sandbox
 from gateway.config import SANDBOX_API_KEY, Settings
-from gateway.graphiql import assets_available
-from gateway.serving import free_port
+from gateway.http.access import KOMBO_KEY_HEADER
+from gateway.http.graphiql import assets_available
+from gateway.http.serving import free_port
 from tests.conftest import INTEGRATION_A
 from tests.support import Upstream
 

@@ -1,15 +1,15 @@
-"""`gateway.context` (which integration a request uses) and `view.wants_fresh_data`."""
+"""`gateway.schema.context` (which integration a request uses) and `view.wants_fresh_data`."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.cache import CachedKombo, UpstreamCache
-from gateway.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.errors import BadUserInput, Code
-from gateway.loaders import Loaders
-from gateway.metrics import GatewayMetrics
-from gateway.view import wants_fresh_data
+from gateway.http.view import wants_fresh_data
+from gateway.observability.metrics import GatewayMetrics
+from gateway.schema.context import INTEGRATION_HEADER, Context, requested_integration
+from gateway.upstream.cache import CachedKombo, UpstreamCache
+from gateway.upstream.loaders import Loaders
 
 DEFAULT = "personio:CBNMt7dSNCzBdnRTx87dev4E"
 OTHER = "greenhouse:8mS2vY5f3bW8dJ4hZ3kTqL9p"

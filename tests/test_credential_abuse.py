@@ -15,12 +15,12 @@ import time
 import httpx
 import pytest
 
-from gateway import refusals
-from gateway.access import KOMBO_KEY_HEADER, hash_token
-from gateway.app import create_app
 from gateway.config import Settings, TokenSpec
-from gateway.context import INTEGRATION_HEADER
-from gateway.observability import REQUEST_LOGGER
+from gateway.http.access import KOMBO_KEY_HEADER, hash_token
+from gateway.http.app import create_app
+from gateway.observability import refusals
+from gateway.observability.observability import REQUEST_LOGGER
+from gateway.schema.context import INTEGRATION_HEADER
 from tests.conftest import INTEGRATION_A
 from tests.support import Upstream, error_codes, serve
 

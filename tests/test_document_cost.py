@@ -24,18 +24,18 @@ import pytest
 from graphql import GraphQLSyntaxError, get_introspection_query
 
 from bench.queries import QUERIES
-from gateway.app import create_app
 from gateway.config import Settings
-from gateway.metrics import GatewayMetrics
+from gateway.http.app import create_app
+from gateway.observability.metrics import GatewayMetrics
 from gateway.schema import QueryLimits, build_schema
 from gateway.schema.document_shape import ShapeLimits
+from gateway.schema.fastpath.projection import CompileBudget, _projectors_of
 from gateway.schema.operation import (
     COST_BYTES,
     DEFAULT_MAX_DOCUMENT_BYTES,
     DocumentTooLarge,
     PreparedDocuments,
 )
-from gateway.schema.projection import CompileBudget, _projectors_of
 from tests.support import GraphQLClient, Upstream, error_codes, fragment_chain, serve
 from tests.test_projection import SOURCE_JOBS, context, fallbacks
 

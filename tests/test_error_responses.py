@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import SANDBOX_API_KEY, Settings
-from gateway.serving import free_port
+from gateway.http.app import create_app
+from gateway.http.serving import free_port
 from tests.support import GraphQLClient, Upstream, error_codes, serve
 
 QUERY = "{ jobs(first: 3) { nodes { komboId } } }"

@@ -36,7 +36,7 @@ from gateway.errors import (
     code_error,
     upstream_code,
 )
-from gateway.kombo import KomboAPIError, KomboError, KomboTransportError
+from gateway.upstream.kombo import KomboAPIError, KomboError, KomboTransportError
 
 SECRET_DETAIL = "db password hunter2 at /srv/gateway/internal.py"
 

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount, Route
 from strawberry.http.ides import get_graphql_ide_html
 
-from gateway.graphiql import (
+from gateway.http.graphiql import (
     ASSETS_DIR,
     ASSETS_URL_PREFIX,
     assets_available,

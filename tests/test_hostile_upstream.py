@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from gateway.serving import free_port, wait_until_healthy
+from gateway.http.serving import free_port, wait_until_healthy
 from tests.support import status_bytes
 
 INTEGRATION = "greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn"

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.access import hash_token
-from gateway.app import create_app
 from gateway.config import Settings, TokenSpec
+from gateway.http.access import hash_token
+from gateway.http.app import create_app
 from tests.support import Upstream, error_codes, serve
 
 CHROME = (

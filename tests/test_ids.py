@@ -1,4 +1,4 @@
-"""`gateway.ids`: type-qualified global IDs and parsing of caller-supplied job IDs."""
+"""`gateway.schema.ids`: type-qualified global IDs and parsing of caller-supplied job IDs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from gateway.errors import BadUserInput
-from gateway.ids import decode_global_id, global_id, parse_job_id, parse_job_ids
+from gateway.schema.ids import decode_global_id, global_id, parse_job_id, parse_job_ids
 
 KOMBO_ID = "26vafvWSRmbhNcxJYqjCzuJg"
 OTHER_ID = "3KbZk8D4sXq7mNpRtYwVhL2e"

@@ -1,4 +1,4 @@
-"""`gateway.kombo`: the exact request KomboClient sends, and how it reads Kombo's answers.
+"""`gateway.upstream.kombo`: the exact request KomboClient sends, and how it reads Kombo's answers.
 
 Every test talks to the client through `httpx.MockTransport`, so what is asserted is
 the request as it would leave the process and the answer as Kombo would send it.
@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.kombo import (
+from gateway.upstream.kombo import (
     JobQuery,
     JobsPage,
     KomboAnswerTooLarge,
@@ -30,8 +30,8 @@ from gateway.kombo import (
     retry_after_seconds,
     retry_delay,
 )
-from gateway.retry import RetryPolicy
-from gateway.transport import ResponseTooLarge
+from gateway.upstream.retry import RetryPolicy
+from gateway.upstream.transport import ResponseTooLarge
 
 API_KEY = "ks_prod_7hQ2mXsecretKEYvalue9pLw"
 BASE_URL = "https://api.kombo.test/v1"

@@ -1,10 +1,10 @@
-"""`gateway.limits.RateLimiter`, with a clock the test moves."""
+"""`gateway.http.limits.RateLimiter`, with a clock the test moves."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.limits import RateLimiter
+from gateway.http.limits import RateLimiter
 
 
 class Clock:

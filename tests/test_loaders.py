@@ -1,4 +1,4 @@
-"""`gateway.loaders`: isolating unknown IDs in few calls, batch order and size."""
+"""`gateway.upstream.loaders`: isolating unknown IDs in few calls, batch order and size."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gateway.cache import CachedKombo, UpstreamCache
-from gateway.kombo import JobQuery, KomboAPIError
-from gateway.loaders import JobLoader, fetch_by_ids
-from gateway.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.cache import CachedKombo, UpstreamCache
+from gateway.upstream.kombo import JobQuery, KomboAPIError
+from gateway.upstream.loaders import JobLoader, fetch_by_ids
 
 
 class CountingKombo:

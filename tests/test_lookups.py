@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.ids import global_id
+from gateway.schema.ids import global_id
 from tests.conftest import INTEGRATION_B
 from tests.support import GraphQLClient, Upstream, error_codes
 

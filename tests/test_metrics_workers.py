@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.config import ConfigError
-from gateway.metrics import MULTIPROC_DIR_ENV, GatewayMetrics, shared_between_workers
+from gateway.observability.metrics import MULTIPROC_DIR_ENV, GatewayMetrics, shared_between_workers
 from tests.support import GatewayProcess, gateway_process, wait_until
 
 QUERY = {"query": "{ jobs(first: 2) { nodes { id } } }"}

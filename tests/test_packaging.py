@@ -33,16 +33,16 @@ def test_wheel_carries_the_gateway_its_script_and_the_graphiql_assets():
     (wheel,) = (ROOT / "dist").glob("kombo_gateway-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        manifest = json.loads(archive.read("gateway/static/graphiql/manifest.json"))
+        manifest = json.loads(archive.read("gateway/http/static/graphiql/manifest.json"))
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         scripts = archive.read(entry_points).decode()
     assert "kombo-gateway = gateway.cli:main" in scripts
-    for module in ("gateway/app.py", "gateway/schema/types.py", "gateway/sandbox/data.py"):
+    for module in ("gateway/http/app.py", "gateway/schema/types.py", "gateway/sandbox/data.py"):
         assert module in names
     listed = [entry["path"] if isinstance(entry, dict) else entry for entry in manifest["files"]]
     assert listed
     for path in listed:
-        assert f"gateway/static/graphiql/{path}" in names, path
+        assert f"gateway/http/static/graphiql/{path}" in names, path
 
 
 # --- the lock the image installs ---------------------------------------------------------
@@ -275,9 +275,9 @@ def test_build_context_is_what_the_image_copies_and_nothing_heavy():
         top = path.split("/")[0]
         assert top not in {".venv", ".git", "dist", "tests", "bench", "docs"}, path
         assert "node_modules" not in path and "__pycache__" not in path, path
-        assert not path.startswith("gateway/static/graphiql/"), path
+        assert not path.startswith("gateway/http/static/graphiql/"), path
         assert not re.search(r"(^|/)\.(mypy|ruff|pytest)_cache/|\.pyc$", path), path
-    assert "gateway/app.py" in context and "requirements.lock" in context
+    assert "gateway/http/app.py" in context and "requirements.lock" in context
     assert sum(context.values()) < 5 * 1024 * 1024, f"{sum(context.values())} bytes"
 
 

@@ -1,4 +1,5 @@
-"""`gateway.pagination`: cursors, their binding, `first`, and `read_connection` over a fake Kombo.
+"""`gateway.schema.pagination`: cursors, their binding, `first`, and `read_connection` over a fake
+Kombo.
 
 `FakeKombo` serves an in-memory list in upstream pages keyed by an opaque Kombo cursor,
 so each test can count exactly which upstream pages a connection request reads.
@@ -15,8 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import BadUserInput
-from gateway.kombo import JobsPage
-from gateway.pagination import (
+from gateway.schema.pagination import (
     DEFAULT_FIRST,
     Position,
     cursor_binding,
@@ -27,6 +27,7 @@ from gateway.pagination import (
     start_position,
     validate_first,
 )
+from gateway.upstream.kombo import JobsPage
 
 KEY = cursor_key("the gateway's secret")
 INTEGRATION = "personio:CBNMt7dSNCzBdnRTx87dev4E"

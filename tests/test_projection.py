@@ -33,15 +33,15 @@ from graphql import (
 )
 
 from bench.queries import JOB_ALL_FIELDS
-from gateway.app import create_app
-from gateway.cache import CachedKombo, UpstreamCache
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
-from gateway.context import Context
-from gateway.loaders import Loaders
-from gateway.metrics import GatewayMetrics
+from gateway.http.app import create_app
+from gateway.observability.metrics import GatewayMetrics
 from gateway.sandbox.data import dataset
 from gateway.schema import build_schema
-from gateway.schema.projection import GatewayExecutionContext, ProjectingExecutionContext
+from gateway.schema.context import Context
+from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
+from gateway.upstream.cache import CachedKombo, UpstreamCache
+from gateway.upstream.loaders import Loaders
 from tests.support import GraphQLClient, serve
 
 CASES = 600

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.access import KOMBO_KEY_HEADER
-from gateway.app import create_app
 from gateway.config import SANDBOX_API_KEY, Settings
-from gateway.serving import free_port
-from gateway.state import ReadinessProbe
+from gateway.http.access import KOMBO_KEY_HEADER
+from gateway.http.app import create_app
+from gateway.http.serving import free_port
+from gateway.http.state import ReadinessProbe
 from tests.support import Upstream, error_codes, serve
 
 CHECK_PATH = "/v1/check-api-key"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Settings
+from gateway.http.app import create_app
 from tests.support import GraphQLClient, Upstream, error_codes, serve
 
 QUERY = "{ jobs(first: 3) { nodes { komboId } } }"

@@ -1,4 +1,5 @@
-"""`gateway.retry` and the Kombo client's retry decisions, with a fake clock (no sleeping)."""
+"""`gateway.upstream.retry` and the Kombo client's retry decisions, with a fake clock (no
+sleeping)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.kombo import KomboAPIError, KomboTransportError, retry_delay
-from gateway.retry import DeadlineExceeded, RetryPolicy
+from gateway.upstream.kombo import KomboAPIError, KomboTransportError, retry_delay
+from gateway.upstream.retry import DeadlineExceeded, RetryPolicy
 
 
 class FakeTime:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from graphql import get_introspection_query
 
-from gateway.app import create_app
 from gateway.config import SANDBOX_API_KEY, Settings
-from gateway.http_protocol import HeaderTimeoutProtocol
-from gateway.pagination import Position, cursor_binding, cursor_key, encode_cursor
+from gateway.http.app import create_app
+from gateway.http.http_protocol import HeaderTimeoutProtocol
 from gateway.sandbox.data import dataset
+from gateway.schema.pagination import Position, cursor_binding, cursor_key, encode_cursor
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
 from tests.support import (
     GraphQLClient,

@@ -18,14 +18,14 @@ import pytest
 from graphql import FieldNode, OperationDefinitionNode, parse, print_ast
 
 from bench.queries import JOB_ALL_FIELDS
-from gateway.app import create_app
-from gateway.cache import CachedKombo, UpstreamCache
 from gateway.config import SANDBOX_INTEGRATION_IDS, Settings
-from gateway.context import Context
-from gateway.kombo import parse_jobs_page
-from gateway.loaders import Loaders
-from gateway.metrics import GatewayMetrics
+from gateway.http.app import create_app
+from gateway.observability.metrics import GatewayMetrics
 from gateway.schema import build_schema
+from gateway.schema.context import Context
+from gateway.upstream.cache import CachedKombo, UpstreamCache
+from gateway.upstream.kombo import parse_jobs_page
+from gateway.upstream.loaders import Loaders
 from tests.support import GraphQLClient, serve
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.serving import GRACEFUL_SHUTDOWN_SECONDS
+from gateway.http.serving import GRACEFUL_SHUTDOWN_SECONDS
 from tests.support import gateway_process, wait_until
 
 CLIENTS = 32

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.access import hash_token
 from gateway.config import SANDBOX_API_KEY, ConfigError, Settings, parse_tokens
-from gateway.serving import free_port, wait_until_healthy
+from gateway.http.access import hash_token
+from gateway.http.serving import free_port, wait_until_healthy
 from tests.conftest import INTEGRATION_A
 from tests.support import LiveServer, gateway_process, wait_until
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.access import hash_token
-from gateway.app import create_app
 from gateway.config import SANDBOX_API_KEY, Settings, TokenSpec
+from gateway.http.access import hash_token
+from gateway.http.app import create_app
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
 from tests.support import GraphQLClient, Upstream, error_codes, serve
 

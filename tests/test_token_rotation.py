@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway import token_file
-from gateway.access import hash_token
-from gateway.app import create_app
 from gateway.config import Settings, TokenSpec, read_tokens_file
+from gateway.http import token_file
+from gateway.http.access import hash_token
+from gateway.http.app import create_app
 from tests.support import gateway_process, serve, wait_until
 
 QUERY = {"query": "{ jobs(first: 1) { nodes { id } } }"}

@@ -1,4 +1,5 @@
-"""`gateway.transport`: httpx's behaviour over aiohttp, against a raw TCP server on loopback.
+"""`gateway.upstream.transport`: httpx's behaviour over aiohttp, against a raw TCP server on
+loopback.
 
 The server answers with bytes the test chooses, so each case is a real HTTP exchange:
 what leaves the process, how bodies and encodings come back, that connections are kept
@@ -21,11 +22,11 @@ import httpx
 import pytest
 import trustme
 
-from gateway.app import create_app
 from gateway.config import Settings
-from gateway.metrics import GatewayMetrics
-from gateway.state import create_http_client
-from gateway.transport import AiohttpTransport, ResponseTooLarge
+from gateway.http.app import create_app
+from gateway.http.state import create_http_client
+from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.transport import AiohttpTransport, ResponseTooLarge
 from tests.support import serve
 
 #: Reads one request head from the stream and writes (part of) an answer.

@@ -25,13 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import gateway.app
+import gateway.http.app
 import gateway.schema
 from bench.queries import JOB_ALL_FIELDS
-from gateway.app import create_app
 from gateway.config import SANDBOX_INTEGRATION_IDS, Settings
+from gateway.http.app import create_app
 from gateway.sandbox.data import dataset
-from gateway.schema.projection import GatewayExecutionContext
+from gateway.schema.fastpath.projection import GatewayExecutionContext
 from tests.support import GraphQLClient, LiveServer, serve
 
 INTEGRATION = SANDBOX_INTEGRATION_IDS[0]
@@ -86,7 +86,7 @@ def client(request: pytest.FixtureRequest, kombo: HostileKombo) -> Iterator[Grap
         if request.param == "standard":
             standard = functools.partial(gateway.schema.build_schema, fast_path=False)
             assert standard().execution_context_class is GatewayExecutionContext
-            patch.setattr(gateway.app, "build_schema", standard)
+            patch.setattr(gateway.http.app, "build_schema", standard)
         app = create_app(settings)
     with serve(app) as url:
         yield GraphQLClient(url)

@@ -26,15 +26,15 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from gateway.context import Context
 from gateway.errors import BadUserInput
+from gateway.schema.context import Context
 from gateway.schema.document_shape import DEFAULT_MAX_FIELDS, ShapeLimits
+from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.schema.operation import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     OperationExtension,
     PreparedDocuments,
 )
-from gateway.schema.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import strawberry
 
-from gateway.schema.projection import PROJECTION, WrongValueType
+from gateway.schema.fastpath.projection import PROJECTION, WrongValueType
 
 
 @strawberry.enum(description="Kind of employment. Unmapped upstream values: see `...Raw`.")

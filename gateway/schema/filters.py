@@ -16,10 +16,10 @@ from typing import TypeVar
 import strawberry
 
 from gateway.errors import BadUserInput
-from gateway.ids import parse_job_ids
-from gateway.kombo import JobQuery
 from gateway.schema.enums import EmploymentType, JobStatus, JobVisibility
+from gateway.schema.ids import parse_job_ids
 from gateway.schema.scalars import DateTime
+from gateway.upstream.kombo import JobQuery
 
 UNSET = strawberry.UNSET
 _T = TypeVar("_T")

@@ -67,7 +67,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from gateway.errors import Phase, code_error
-from gateway.observability import record_error_codes, set_operation
+from gateway.observability.observability import record_error_codes, set_operation
 from gateway.schema.document_shape import ShapeLimits, shape_problem
 
 #: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).

@@ -11,18 +11,18 @@ from typing import Any
 
 import strawberry
 
-from gateway.context import Context
-from gateway.ids import parse_job_ids
-from gateway.kombo import JobsPage
-from gateway.pagination import (
+from gateway.schema.context import Context
+from gateway.schema.fastpath.selection import connection_reads
+from gateway.schema.filters import JobFilter, list_arguments, to_job_query
+from gateway.schema.ids import parse_job_ids
+from gateway.schema.pagination import (
     cursor_binding,
     read_connection,
     start_position,
     validate_first,
 )
-from gateway.schema.filters import JobFilter, list_arguments, to_job_query
-from gateway.schema.selection import connection_reads
 from gateway.schema.types import Job, JobConnection, Node
+from gateway.upstream.kombo import JobsPage
 
 Info = strawberry.Info[Context, None]
 UNSET: Any = strawberry.UNSET

@@ -7,7 +7,7 @@ no object is built per record or nested item. Only IDs, enums, non-null lists an
 union members need resolvers of their own. A key missing upstream reads as null;
 keys we don't know are never read.
 
-Values of the wrong type are checked by the executor (`gateway.schema.projection`):
+Values of the wrong type are checked by the executor (`gateway.schema.fastpath.projection`):
 a wrongly typed leaf is null with an UPSTREAM_ERROR, an object without a string `id`
 is never served (no ID is invented), and a non-null list (`stages`, `hiringTeam`, ...)
 that is not a list reads as empty, its unusable items left out, with an UPSTREAM_ERROR
@@ -22,8 +22,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from gateway.context import Context
-from gateway.ids import JOB_TYPE, global_id
+from gateway.schema.context import Context
 from gateway.schema.enums import (
     EmploymentType,
     HiringTeamRole,
@@ -41,7 +40,8 @@ from gateway.schema.enums import (
     enum_values,
     raw_field,
 )
-from gateway.schema.projection import PROJECTION, WrongValueType
+from gateway.schema.fastpath.projection import PROJECTION, WrongValueType
+from gateway.schema.ids import JOB_TYPE, global_id
 from gateway.schema.scalars import JSON, DateTime
 
 Record = dict[str, Any]

@@ -6,7 +6,7 @@ Usage in a resolver::
         integration = info.context.require_integration()
         job = await info.context.loaders.jobs(integration).load(kombo_id)
 
-The HTTP layer builds one `Context` per GraphQL request (`gateway.app`), from
+The HTTP layer builds one `Context` per GraphQL request (`gateway.http.app`), from
 process-lifetime parts (the Kombo client) and request-lifetime parts (loaders,
 the integration named by the request).
 """
@@ -17,11 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
-from gateway.ids import parse_job_id
-from gateway.loaders import Loaders
-from gateway.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
+from gateway.schema.ids import parse_job_id
+from gateway.upstream.cache import CachedKombo
+from gateway.upstream.loaders import Loaders
 
 INTEGRATION_HEADER = "X-Integration-Id"
 # Kombo integration IDs look like `personio:CBNMt7dSNCzBdnRTx87dev4E`.
@@ -43,7 +43,7 @@ class Context:
     integration_problem: str | None = None
     #: Most IDs one `nodes` call or one `JobFilter` list may carry.
     max_ids: int = 1_000
-    #: Keys the cursors this request issues and accepts (`gateway.pagination.cursor_key`).
+    #: Keys the cursors this request issues and accepts (`gateway.schema.pagination.cursor_key`).
     cursor_key: bytes = b""
     #: The app's metrics, for what the schema's executor counts (fast-path fallbacks);
     #: None: nothing is counted.

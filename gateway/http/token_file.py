@@ -34,8 +34,8 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
-from gateway.access import AccessPolicy
 from gateway.config import ConfigError, TokenSpec, read_tokens_file
+from gateway.http.access import AccessPolicy
 
 logger = logging.getLogger("gateway.tokens")
 

@@ -109,7 +109,7 @@ def listen_problem(host: str, port: int, exc: OSError) -> str:
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What `serve` sets in uvicorn besides the app, address and workers (the bench's
     proxy serves with the same, so the two stay comparable)."""
-    from gateway.http_protocol import HeaderTimeoutProtocol  # imports uvicorn: only to serve
+    from gateway.http.http_protocol import HeaderTimeoutProtocol  # imports uvicorn: only to serve
 
     return {
         "log_level": "info",
@@ -306,7 +306,7 @@ def serving_app() -> Starlette:
     the port."""
     from multiprocessing import parent_process
 
-    from gateway.app import app_from_env
+    from gateway.http.app import app_from_env
 
     supervisor = parent_process()  # None in `serve` itself
     if supervisor is not None and supervisor.pid is not None:

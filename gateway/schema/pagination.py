@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import BadUserInput
-from gateway.kombo import MAX_PAGE_SIZE, JobsPage
+from gateway.upstream.kombo import MAX_PAGE_SIZE, JobsPage
 
 DEFAULT_FIRST = 50
 MAX_FIRST = MAX_PAGE_SIZE

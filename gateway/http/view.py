@@ -27,11 +27,6 @@ from strawberry.asgi import GraphQL
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.types import QueryParams
 
-from gateway.access import KOMBO_KEY_HEADER, Caller
-from gateway.budget import CallBudget
-from gateway.cache import CachedKombo, credential_fingerprint
-from gateway.client_address import client_address
-from gateway.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.errors import (
     INTERNAL_MESSAGE,
     BadUserInput,
@@ -40,15 +35,10 @@ from gateway.errors import (
     RateLimited,
     Unauthenticated,
 )
-from gateway.graphiql import graphiql_page
-from gateway.loaders import Loaders
-from gateway.observability import (
-    record_error_codes,
-    set_address,
-    set_client,
-    set_integration,
-)
-from gateway.request_shape import (
+from gateway.http.access import KOMBO_KEY_HEADER, Caller
+from gateway.http.client_address import client_address
+from gateway.http.graphiql import graphiql_page
+from gateway.http.request_shape import (
     Shape,
     accept_header,
     accepts_html,
@@ -56,8 +46,18 @@ from gateway.request_shape import (
     query_params,
     reworded,
 )
+from gateway.http.state import GatewayState
+from gateway.observability.observability import (
+    record_error_codes,
+    set_address,
+    set_client,
+    set_integration,
+)
+from gateway.schema.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.schema.operation import COST_BYTES
-from gateway.state import GatewayState
+from gateway.upstream.budget import CallBudget
+from gateway.upstream.cache import CachedKombo, credential_fingerprint
+from gateway.upstream.loaders import Loaders
 
 logger = logging.getLogger("gateway.view")
 

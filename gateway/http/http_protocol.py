@@ -8,7 +8,7 @@ it is closed. The body has its own deadline in the view (`GATEWAY_BODY_TIMEOUT`)
 
 Usage: `uvicorn.run(..., http=HeaderTimeoutProtocol)` (`serving.uvicorn_options` does).
 The timeout is read from the environment, as every worker reads its settings
-(`gateway.app.app_from_env`): uvicorn builds the protocol itself, with its own config.
+(`gateway.http.app.app_from_env`): uvicorn builds the protocol itself, with its own config.
 """
 
 from __future__ import annotations

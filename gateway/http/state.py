@@ -18,17 +18,17 @@ import time
 
 import httpx
 
-from gateway.access import AccessPolicy
-from gateway.cache import UpstreamCache, credential_fingerprint
 from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.errors import Code, upstream_code
-from gateway.kombo import KomboAPIError, KomboCertificateError, KomboClient, KomboError
-from gateway.limits import RateLimiter
-from gateway.metrics import GatewayMetrics
-from gateway.observability import count, upstream_hooks, upstream_span
-from gateway.pagination import cursor_key
-from gateway.retry import RetryPolicy
-from gateway.transport import AiohttpTransport
+from gateway.http.access import AccessPolicy
+from gateway.http.limits import RateLimiter
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.observability import count, upstream_hooks, upstream_span
+from gateway.schema.pagination import cursor_key
+from gateway.upstream.cache import UpstreamCache, credential_fingerprint
+from gateway.upstream.kombo import KomboAPIError, KomboCertificateError, KomboClient, KomboError
+from gateway.upstream.retry import RetryPolicy
+from gateway.upstream.transport import AiohttpTransport
 
 logger = logging.getLogger("gateway")
 

@@ -44,8 +44,8 @@ import httpx
 import msgspec
 import orjson
 
-from gateway.retry import DeadlineExceeded, RetryPolicy
-from gateway.transport import ResponseTooLarge
+from gateway.upstream.retry import DeadlineExceeded, RetryPolicy
+from gateway.upstream.transport import ResponseTooLarge
 
 logger = logging.getLogger("gateway.kombo")
 

@@ -4,7 +4,7 @@ Strawberry's stock GraphiQL page pulls React, GraphiQL and the explorer plugin
 from a public CDN, so it is blank on machines without internet access. This
 module serves the same packages from the gateway itself instead. The files are
 fetched with npm at build time by ``scripts/build-graphiql-assets.sh`` (``make
-assets``) into ``gateway/static/graphiql/`` (gitignored); nothing is downloaded
+assets``) into ``gateway/http/static/graphiql/`` (gitignored); nothing is downloaded
 at run time. When they were not built, we fall back to Strawberry's stock page
 (which still works where the CDN is reachable) and log how to fix it.
 """

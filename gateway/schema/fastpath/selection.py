@@ -28,8 +28,8 @@ from graphql import (
     SelectionSetNode,
 )
 
+from gateway.schema.fastpath.projection import source_key
 from gateway.schema.operation import WeighedLRU, text_digest
-from gateway.schema.projection import source_key
 
 _MEMO_SIZE = 1024
 #: A memo entry's size by estimate (key, a frozenset of a dozen keys), for the byte bound.

@@ -24,11 +24,11 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
-from gateway.budget import CallBudgetSpent
-from gateway.cache import CachedKombo
 from gateway.errors import BadUserInput
-from gateway.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError, record_id
-from gateway.metrics import GatewayMetrics
+from gateway.observability.metrics import GatewayMetrics
+from gateway.upstream.budget import CallBudgetSpent
+from gateway.upstream.cache import CachedKombo
+from gateway.upstream.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIError, record_id
 
 Job = dict[str, Any]
 #: Unknown IDs found one by one (cheapest in calls) before switching to parallel splitting.

@@ -31,10 +31,10 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from gateway.budget import CallBudget
-from gateway.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
-from gateway.metrics import GatewayMetrics
-from gateway.observability import count
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.observability import count
+from gateway.upstream.budget import CallBudget
+from gateway.upstream.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
 
 DEFAULT_MAX_ENTRIES = 5_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024

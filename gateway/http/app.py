@@ -4,7 +4,7 @@ any other path or method gets a coded JSON error naming what exists.
 Usage::
 
     app = create_app(Settings.from_env(os.environ))
-    # or, per worker: uvicorn --factory gateway.app:app_from_env
+    # or, per worker: uvicorn --factory gateway.http.app:app_from_env
 
 Lifetimes: the `httpx.AsyncClient` (pooled, explicit timeouts) and the Kombo client
 live for the process and are opened in the lifespan; a `Context` with fresh loaders
@@ -32,17 +32,17 @@ from starlette.types import ExceptionHandler
 
 from gateway.config import Settings
 from gateway.errors import Code
-from gateway.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
-from gateway.observability import (
+from gateway.http.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
+from gateway.http.state import GatewayState, warn_if_open
+from gateway.http.token_file import TokensFileWatcher, apply_token_changes
+from gateway.http.view import GraphQLView, error_response
+from gateway.observability.observability import (
     GRAPHQL_PATH,
     ObservabilityMiddleware,
     configure_logging,
     enable_tracing,
 )
 from gateway.schema import QueryLimits, build_schema
-from gateway.state import GatewayState, warn_if_open
-from gateway.token_file import TokensFileWatcher, apply_token_changes
-from gateway.view import GraphQLView, error_response
 
 
 def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Starlette:
@@ -74,7 +74,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        # Summed over every worker with `serve --workers N` (see `gateway.metrics`).
+        # Summed over every worker with `serve --workers N` (see `gateway.observability.metrics`).
         return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager

@@ -92,7 +92,7 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-        # Request-level and upstream latency (`gateway.observability` records them).
+        # Request-level and upstream latency (`gateway.observability.observability` records them).
         self.graphql_requests = Counter(
             "gateway_graphql_requests",
             "Requests to the GraphQL endpoint, by HTTP status of the answer.",
@@ -119,7 +119,7 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-        # The compiled fast path (`gateway.schema.projection`): objects completed the
+        # The compiled fast path (`gateway.schema.fastpath.projection`): objects completed the
         # standard way instead. On good data both stay at zero.
         self.fastpath_fallbacks = Counter(
             "gateway_fastpath_fallbacks",

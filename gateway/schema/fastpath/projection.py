@@ -99,7 +99,7 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import UpstreamDataError
-from gateway.ids import JOB_TYPE, global_id
+from gateway.schema.ids import JOB_TYPE, global_id
 from gateway.schema.operation import WeighedLRU, text_digest
 
 Projector = Callable[[dict[str, Any], Any], dict[str, Any]]

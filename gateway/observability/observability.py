@@ -39,8 +39,8 @@ import httpx
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metrics import GatewayMetrics
-from gateway.refusals import SUMMARISED_STATUSES, RefusalSummary
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.refusals import SUMMARISED_STATUSES, RefusalSummary
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer, TracerProvider
@@ -265,7 +265,7 @@ class ObservabilityMiddleware:
 
     def _observe(self, stats: RequestStats, method: str, status: int) -> None:
         """Record the finished GraphQL request: metrics, then its one log line (refusals
-        after the first of a window: a line per window, `gateway.refusals`)."""
+        after the first of a window: a line per window, `gateway.observability.refusals`)."""
         seconds = time.monotonic() - stats.started
         self.metrics.graphql_requests.labels(status=str(status)).inc()
         self.metrics.graphql_request_duration.observe(seconds)

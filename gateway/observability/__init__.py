@@ -1,0 +1,1 @@
+"""Observability: request stats, JSON logs, metrics, refusal summaries, tracing."""

@@ -1,0 +1,1 @@
+"""The upstream side: the Kombo client, its transport, retries, call budget, cache, loaders."""
