@@ -279,22 +279,37 @@ class PreparedDocuments:
         limit = self.max_document_bytes
         if len(query) > limit:
             return None, len(query)
-        # surrogatepass: a lone surrogate (JSON allows `\\ud800`) still has a digest;
-        # the parser then refuses it as it would have.
-        data = query.encode("utf-8", "surrogatepass")
-        if len(data) > limit:
-            return None, len(data)
-        return _digest(data), len(data)
+        size = len(query) if query.isascii() else len(_encoded(query))
+        if size > limit:
+            return None, size
+        return text_digest(query), size
+
+
+#: The last text digested, and its digest (see `text_digest`).
+_last_digest: tuple[str, bytes] | None = None
 
 
 def text_digest(text: str) -> bytes:
-    """The digest caches key a document's text by, so that no cache keeps the text."""
-    # surrogatepass: a lone surrogate (JSON allows `\\ud800`) still has a digest.
-    return _digest(text.encode("utf-8", "surrogatepass"))
+    """The digest caches key a document's text by, so that no cache keeps the text.
+
+    One request asks for its document's digest several times (the rate charge, the
+    document cache, the projections, each `jobs` selection), always of the same string
+    object: the last answer is remembered by identity, so the text is hashed once. That
+    keeps one text (at most `GATEWAY_MAX_DOCUMENT_BYTES`) alive, no more.
+    """
+    global _last_digest
+    last = _last_digest
+    if last is not None and last[0] is text:
+        return last[1]
+    digest = hashlib.blake2b(_encoded(text), digest_size=16).digest()
+    _last_digest = (text, digest)
+    return digest
 
 
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+def _encoded(text: str) -> bytes:
+    # surrogatepass: a lone surrogate (JSON allows `\\ud800`) still has a digest; the
+    # parser then refuses it as it would have.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _parse(query: str, max_tokens: int) -> tuple[DocumentNode, int]:
