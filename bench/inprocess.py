@@ -59,7 +59,7 @@ from gateway.config import SANDBOX_API_KEY
 from gateway.http.app import tune_garbage_collector
 from gateway.observability.metrics import GatewayMetrics
 from gateway.sandbox.app import create_sandbox_app
-from gateway.schema import build_schema
+from gateway.schema.build import build_schema
 from gateway.schema.context import Context
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.kombo import JOBS_PATH, JobsPage, KomboClient, parse_jobs_page

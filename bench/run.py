@@ -28,7 +28,7 @@ import httpx
 from bench import e2e, inprocess
 from bench.load import SetupError
 from bench.report import machine_facts, table, verdict, wait_for_quiet, wrk_version
-from gateway.schema import build_schema
+from gateway.schema.build import build_schema
 
 
 def summary(

@@ -319,7 +319,7 @@ def _connection_problem(exc: httpx.HTTPError) -> str:
 
 
 def _schema(*, federation: bool) -> int:
-    from gateway.schema import client_sdl, subgraph_sdl
+    from gateway.schema.build import client_sdl, subgraph_sdl
 
     sys.stdout.write(subgraph_sdl() if federation else client_sdl())
     return 0
@@ -331,7 +331,7 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
         watch_parent(parent)
     import uvicorn
 
-    from gateway.observability.observability import configure_logging
+    from gateway.observability.logs import configure_logging
     from gateway.sandbox.app import create_sandbox_app
 
     print(f"Kombo sandbox on http://{host}:{port}/v1 (KOMBO_BASE_URL=http://{host}:{port}/v1)")
@@ -354,7 +354,7 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
 def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from gateway.observability.observability import configure_logging
+    from gateway.observability.logs import configure_logging
 
     try:
         settings = Settings.from_env(os.environ)

@@ -18,8 +18,8 @@ import pytest
 from gateway.config import Settings, TokenSpec
 from gateway.http.access import KOMBO_KEY_HEADER, hash_token
 from gateway.http.app import create_app
+from gateway.http.observability import REQUEST_LOGGER
 from gateway.observability import refusals
-from gateway.observability.observability import REQUEST_LOGGER
 from gateway.schema.context import INTEGRATION_HEADER
 from tests.conftest import INTEGRATION_A
 from tests.support import Upstream, error_codes, serve

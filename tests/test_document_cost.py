@@ -27,7 +27,7 @@ from bench.queries import QUERIES
 from gateway.config import Settings
 from gateway.http.app import create_app
 from gateway.observability.metrics import GatewayMetrics
-from gateway.schema import QueryLimits, build_schema
+from gateway.schema.build import QueryLimits, build_schema
 from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.fastpath.projection import CompileBudget, _projectors_of
 from gateway.schema.operation import (

@@ -34,7 +34,7 @@ from graphql import GraphQLError
 
 from bench.queries import JOB_ALL_FIELDS, sandbox_job_ids
 from gateway.http.access import hash_token
-from gateway.schema import build_schema
+from gateway.schema.build import build_schema
 from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.operation import COST_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, PreparedDocuments
 from tests.support import gateway_process, status_bytes

@@ -1,4 +1,5 @@
-"""`gateway.errors`: Kombo failures to contract codes, `extensions`, and `code_error`.
+"""`gateway.upstream.failures` and `gateway.schema.error_codes`: Kombo failures to contract
+codes, `extensions`, and `code_error`.
 
 `code_error` is exercised on the errors graphql-core itself produces (parse, validate,
 execute over a tiny schema), so the shapes are the real ones, not hand-made guesses.
@@ -30,12 +31,10 @@ from gateway.errors import (
     Code,
     Forbidden,
     GatewayError,
-    Phase,
     Unauthenticated,
-    UpstreamFailure,
-    code_error,
-    upstream_code,
 )
+from gateway.schema.error_codes import Phase, code_error
+from gateway.upstream.failures import UpstreamFailure, upstream_code
 from gateway.upstream.kombo import KomboAPIError, KomboError, KomboTransportError
 
 SECRET_DETAIL = "db password hunter2 at /srv/gateway/internal.py"

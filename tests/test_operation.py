@@ -6,8 +6,8 @@ import pytest
 from graphql import GraphQLSyntaxError
 from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 
-from gateway.schema import build_schema
 from gateway.schema import operation as operation_module
+from gateway.schema.build import build_schema
 from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.operation import PreparedDocuments
 

@@ -37,7 +37,7 @@ from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.http.app import create_app
 from gateway.observability.metrics import GatewayMetrics
 from gateway.sandbox.data import dataset
-from gateway.schema import build_schema
+from gateway.schema.build import build_schema
 from gateway.schema.context import Context
 from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.upstream.cache import CachedKombo, UpstreamCache

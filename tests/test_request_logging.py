@@ -71,7 +71,7 @@ def test_tracing_records_a_span_per_upstream_call(gql: GraphQLClient, upstream: 
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from gateway.observability.observability import disable_tracing, enable_tracing
+    from gateway.observability.tracing import disable_tracing, enable_tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

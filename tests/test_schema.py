@@ -8,7 +8,7 @@ from pathlib import Path
 
 from graphql import build_schema, find_breaking_changes, find_dangerous_changes
 
-from gateway.schema import client_sdl, subgraph_sdl
+from gateway.schema.build import client_sdl, subgraph_sdl
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = Path(__file__).resolve().parent / "fixtures" / "contract.graphql"

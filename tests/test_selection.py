@@ -21,7 +21,7 @@ from bench.queries import JOB_ALL_FIELDS
 from gateway.config import SANDBOX_INTEGRATION_IDS, Settings
 from gateway.http.app import create_app
 from gateway.observability.metrics import GatewayMetrics
-from gateway.schema import build_schema
+from gateway.schema.build import build_schema
 from gateway.schema.context import Context
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.kombo import parse_jobs_page

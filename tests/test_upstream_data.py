@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import gateway.http.app
-import gateway.schema
+import gateway.schema.build
 from bench.queries import JOB_ALL_FIELDS
 from gateway.config import SANDBOX_INTEGRATION_IDS, Settings
 from gateway.http.app import create_app
@@ -84,7 +84,7 @@ def client(request: pytest.FixtureRequest, kombo: HostileKombo) -> Iterator[Grap
     )
     with pytest.MonkeyPatch.context() as patch:
         if request.param == "standard":
-            standard = functools.partial(gateway.schema.build_schema, fast_path=False)
+            standard = functools.partial(gateway.schema.build.build_schema, fast_path=False)
             assert standard().execution_context_class is GatewayExecutionContext
             patch.setattr(gateway.http.app, "build_schema", standard)
         app = create_app(settings)

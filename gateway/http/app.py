@@ -33,16 +33,13 @@ from starlette.types import ExceptionHandler
 from gateway.config import Settings
 from gateway.errors import Code
 from gateway.http.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
+from gateway.http.observability import GRAPHQL_PATH, ObservabilityMiddleware
 from gateway.http.state import GatewayState, warn_if_open
 from gateway.http.token_file import TokensFileWatcher, apply_token_changes
 from gateway.http.view import GraphQLView, error_response
-from gateway.observability.observability import (
-    GRAPHQL_PATH,
-    ObservabilityMiddleware,
-    configure_logging,
-    enable_tracing,
-)
-from gateway.schema import QueryLimits, build_schema
+from gateway.observability.logs import configure_logging
+from gateway.observability.tracing import enable_tracing
+from gateway.schema.build import QueryLimits, build_schema
 
 
 def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Starlette:

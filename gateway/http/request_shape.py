@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from strawberry.http.types import QueryParams
 
-from gateway.observability.observability import GRAPHQL_PATH
+from gateway.http.observability import GRAPHQL_PATH
 
 
 @dataclass(frozen=True, slots=True)

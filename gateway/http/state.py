@@ -19,13 +19,16 @@ import time
 import httpx
 
 from gateway.config import SANDBOX_API_KEY, Settings
-from gateway.errors import Code, upstream_code
+from gateway.errors import Code
 from gateway.http.access import AccessPolicy
 from gateway.http.limits import RateLimiter
 from gateway.observability.metrics import GatewayMetrics
-from gateway.observability.observability import count, upstream_hooks, upstream_span
+from gateway.observability.request_stats import count
+from gateway.observability.tracing import upstream_span
 from gateway.schema.pagination import cursor_key
 from gateway.upstream.cache import UpstreamCache, credential_fingerprint
+from gateway.upstream.failures import upstream_code
+from gateway.upstream.instrumentation import upstream_hooks
 from gateway.upstream.kombo import KomboAPIError, KomboCertificateError, KomboClient, KomboError
 from gateway.upstream.retry import RetryPolicy
 from gateway.upstream.transport import AiohttpTransport

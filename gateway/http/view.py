@@ -47,7 +47,7 @@ from gateway.http.request_shape import (
     reworded,
 )
 from gateway.http.state import GatewayState
-from gateway.observability.observability import (
+from gateway.observability.request_stats import (
     record_error_codes,
     set_address,
     set_client,

@@ -92,7 +92,8 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-        # Request-level and upstream latency (`gateway.observability.observability` records them).
+        # Request-level and upstream latency (`gateway.http.observability` and
+        # `gateway.upstream.instrumentation` record them).
         self.graphql_requests = Counter(
             "gateway_graphql_requests",
             "Requests to the GraphQL endpoint, by HTTP status of the answer.",

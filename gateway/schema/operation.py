@@ -17,7 +17,7 @@ What it does per operation:
 - reuses the parsed document and its validation errors for a query text seen before
   (clients repeat a few queries; compiled projections are keyed by the document's
   digest, so reuse also keeps them warm);
-- gives every error its contract code (`gateway.errors.code_error`), remembering the
+- gives every error its contract code (`gateway.schema.error_codes.code_error`), remembering the
   phase it arose in, since graphql-core's own errors say nothing of their kind, and
   records the codes and the operation name for the request's log line.
 
@@ -66,9 +66,9 @@ from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from gateway.errors import Phase, code_error
-from gateway.observability.observability import record_error_codes, set_operation
+from gateway.observability.request_stats import record_error_codes, set_operation
 from gateway.schema.document_shape import ShapeLimits, shape_problem
+from gateway.schema.error_codes import Phase, code_error
 
 #: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
 #: GraphiQL's introspection query is ~1.6 KB, the benchmark's 60 look-ups ~8 KB, the

@@ -8,7 +8,7 @@ Usage::
 Why: one small request can otherwise fan out into thousands of Kombo calls (a batch of
 `nodes` full of unknown IDs, aliases that walk long page chains), burning the quota
 every caller of the same Kombo key shares. Low in the import order: the upstream side
-spends it, `gateway.errors` maps its refusal onto BAD_USER_INPUT.
+spends it, `gateway.schema.error_codes` maps its refusal onto BAD_USER_INPUT.
 """
 
 from __future__ import annotations

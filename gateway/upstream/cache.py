@@ -32,7 +32,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from gateway.observability.metrics import GatewayMetrics
-from gateway.observability.observability import count
+from gateway.observability.request_stats import count
 from gateway.upstream.budget import CallBudget
 from gateway.upstream.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
 

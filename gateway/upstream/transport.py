@@ -1,7 +1,7 @@
 """An httpx transport that moves bytes through aiohttp's connection pool and C HTTP parser.
 
 Why: the gateway keeps httpx as its client API (timeouts, event hooks, `httpx.Response`,
-the exception tree `kombo.py` classifies, `MockTransport` in tests), but httpcore's
+the exception tree `kombo/errors.py` classifies, `MockTransport` in tests), but httpcore's
 pure-Python HTTP/1.1 stack is the most expensive part of a request. Measured against the
 sandbox at 32 requests in flight: a one-job page cost 3.7 ms of client CPU through
 httpcore (its pool checks every idle connection's socket on each request) and 0.3 ms
