@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,87 @@ def test_the_sandbox_imports_only_config_of_the_gateway():
     for file in (GATEWAY / "sandbox").rglob("*.py"):
         ours = {side_of(n) for n in imports_of(file) if n.startswith("gateway.")}
         assert ours <= {"config", "sandbox"}, file.name
+
+
+# --- transitively: what importing a module loads, in a fresh interpreter ----------------
+
+# Packages a side must not load, whoever imports them on its behalf.
+WEB_SERVER = {"starlette", "uvicorn"}
+FORBIDDEN_PACKAGES = {
+    "config": GRAPHQL_LIBRARIES | WEB_SERVER | {"httpx"},
+    "errors": GRAPHQL_LIBRARIES | WEB_SERVER | {"httpx"},
+    "observability": GRAPHQL_LIBRARIES | WEB_SERVER | {"httpx"},
+    "upstream": GRAPHQL_LIBRARIES | WEB_SERVER,
+    "schema": WEB_SERVER,
+    "sandbox": GRAPHQL_LIBRARIES,
+}
+# One fresh interpreter; each module is imported in a child forked from it before any
+# import of ours, so every module starts from the same empty `sys.modules`.
+_LOADED_BY_EACH = """
+import json, os, sys, tempfile
+pending = list(sys.argv[1:])
+running = {}
+with tempfile.TemporaryDirectory() as scratch:
+    while pending or running:
+        while pending and len(running) < (os.cpu_count() or 1):
+            module = pending.pop()
+            out = os.path.join(scratch, module)
+            pid = os.fork()
+            if pid == 0:
+                __import__(module)
+                with open(out, "w") as file:
+                    json.dump(sorted(sys.modules), file)
+                os._exit(0)
+            running[pid] = (module, out)
+        pid, _ = os.wait()
+        module, out = running.pop(pid)
+        loaded = json.load(open(out)) if os.path.exists(out) else None
+        print(json.dumps([module, loaded]))
+"""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(GATEWAY.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.fixture(scope="module")
+def loaded_by() -> dict[str, list[str]]:
+    """For each module of the lower sides: every module a fresh interpreter holds after
+    importing it."""
+    modules = [module_name(f) for side in FORBIDDEN_PACKAGES for f in files_of(side)]
+    run = subprocess.run(
+        [sys.executable, "-c", _LOADED_BY_EACH, *modules],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=GATEWAY.parent,
+        check=True,
+    )
+    found = dict(json.loads(line) for line in run.stdout.splitlines())
+    assert set(found) == set(modules) and all(found.values()), run.stderr[-2000:]
+    return found
+
+
+@pytest.mark.parametrize("side", FORBIDDEN_PACKAGES)
+def test_a_side_loads_no_side_above_it_nor_a_forbidden_package_transitively(
+    side: str, loaded_by: dict[str, list[str]]
+):
+    allowed = {name for name, rank in SIDES.items() if rank <= SIDES.get(side, 0)}
+    if side == "sandbox":
+        allowed = {"config", "sandbox"}
+    for file in files_of(side):
+        module = module_name(file)
+        loaded = loaded_by[module]
+        ours = {side_of(name) for name in loaded if name.startswith("gateway.")}
+        assert ours <= allowed, f"importing {module} loads the {ours - allowed} side"
+        roots = {name.split(".")[0] for name in loaded}
+        forbidden = roots & FORBIDDEN_PACKAGES[side]
+        assert not forbidden, f"importing {module} loads {sorted(forbidden)}"
+
+
+def test_the_transitive_check_sees_what_a_direct_check_cannot(loaded_by: dict[str, list[str]]):
+    """The check above is only as good as its data: the schema's builder must be seen
+    loading graphql through its own imports and httpx through the upstream side."""
+    loaded = set(loaded_by["gateway.schema.build"])
+    assert {"graphql", "strawberry", "httpx", "gateway.upstream.kombo.client"} <= loaded
