@@ -34,7 +34,7 @@ from cachetools import TTLCache
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.observability import count
 from gateway.upstream.budget import CallBudget
-from gateway.upstream.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
+from gateway.upstream.kombo import JOBS_PATH, JobPageFetcher, JobQuery, JobsPage, record_id
 
 DEFAULT_MAX_ENTRIES = 5_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -150,7 +150,7 @@ class CachedKombo:
 
     def __init__(
         self,
-        client: KomboClient,
+        client: JobPageFetcher,
         cache: UpstreamCache,
         *,
         fingerprint: str,

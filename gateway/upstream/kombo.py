@@ -83,6 +83,21 @@ class JobLister(Protocol):
     ) -> JobsPage: ...
 
 
+class JobPageFetcher(Protocol):
+    """Anything that fetches a page from encoded parameters like `KomboClient.get_jobs_page`
+    (what `CachedKombo` sits on: the client, or a fake of it in tests)."""
+
+    async def get_jobs_page(
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> JobsPage: ...
+
+
 class KomboError(Exception):
     """Base of every failure of a Kombo call."""
 
