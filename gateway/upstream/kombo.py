@@ -396,6 +396,11 @@ class KomboClient:
             weakref.WeakValueDictionary()
         )
 
+    @property
+    def concurrency_caps(self) -> int:
+        """How many integrations have a concurrency cap alive (a call holds or awaits it)."""
+        return len(self._slots)
+
     def with_key(self, api_key: str) -> KomboClient:
         """The same client (pool, concurrency caps, retries) calling with another key:
         a caller's own key in pass-through mode."""
