@@ -11,15 +11,25 @@ import pytest
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
 from gateway.http.app import create_app
 from gateway.sandbox.app import create_sandbox_app
-from tests.support import GraphQLClient, Upstream, serve
+from tests.support import GraphQLClient, LiveServer, Upstream, serve
 
 INTEGRATION_A, INTEGRATION_B = SANDBOX_INTEGRATION_IDS
 
 
 @pytest.fixture(scope="session")
-def sandbox_url() -> Iterator[str]:
-    with serve(create_sandbox_app()) as url:
-        yield url
+def sandbox() -> Iterator[LiveServer]:
+    """The Kombo sandbox (uvicorn on a free 127.0.0.1 port, in a background thread), one for
+    the session: the shared gateway calls it, and the sandbox's own tests read it. Its
+    request log and faults are reset by the tests that use them (`upstream`, `faults`);
+    its rate-limit windows count every test's calls."""
+    with LiveServer(create_sandbox_app(), lifespan="on") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(sandbox: LiveServer) -> str:
+    """The sandbox's root URL (control routes live here; Kombo's API under `/v1`)."""
+    return sandbox.url
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 from gateway.observability.metrics import GatewayMetrics
 from gateway.upstream.cache import CachedKombo, UpstreamCache, credential_fingerprint
 from gateway.upstream.kombo import JobQuery, KomboAPIError
+from tests.fake_kombo import FakeKombo, cursor_at
 
 TTL = 30.0
 INTEGRATION_A = "personio:CBNMt7dSNCzBdnRTx87dev4E"
@@ -434,47 +435,31 @@ async def test_coalesced_counts_only_calls_saved(cache: UpstreamCache, metrics: 
 # --- CachedKombo --------------------------------------------------------------------------------
 
 
-class FakeKombo:
-    """`KomboClient.get_jobs_page` that records its calls; each call gets a fresh `version`."""
-
-    def __init__(self, jobs: dict[str, list[str]] | None = None) -> None:
-        self.jobs = jobs or {}
-        self.calls: list[tuple[str, dict[str, str]]] = []
-        self.keys: list[frozenset[str] | None] = []
-
-    async def get_jobs_page(
-        self,
-        integration_id: str,
-        params: dict[str, str],
-        deadline: float | None = None,
-        keys: frozenset[str] | None = None,
-        before_attempt: Any = None,
-    ) -> Any:
-        if before_attempt is not None:
-            before_attempt()
-        self.calls.append((integration_id, dict(params)))
-        self.keys.append(keys)
-        version = len(self.calls)
-        results = [
-            {"id": kombo_id, "integration": integration_id, "version": version}
-            for kombo_id in self.jobs.get(integration_id, [])
-        ]
-        return {"next": None, "results": results, "byte_size": 100 * (len(results) + 1)}
-
-
 JOB_1 = "26vafvWSRmbhNcxJYqjCzuJg"
 JOB_2 = "3EBbYrrG4RYmjUMwbcLDCDq7"
 
 
+#: A cursor Kombo issued (an arbitrary string would be refused).
+CURSOR = cursor_at(1)
+
+
 @pytest.fixture
 def client() -> FakeKombo:
-    return FakeKombo({INTEGRATION_A: [JOB_1, JOB_2], INTEGRATION_B: [JOB_1]})
+    return FakeKombo(
+        {
+            INTEGRATION_A: [
+                {"id": JOB_1, "integration": INTEGRATION_A},
+                {"id": JOB_2, "integration": INTEGRATION_A},
+            ],
+            INTEGRATION_B: [{"id": JOB_1, "integration": INTEGRATION_B}],
+        }
+    )
 
 
 def kombo_over(
     client: FakeKombo, cache: UpstreamCache, *, fingerprint: str = "fp", refresh: bool = False
 ) -> CachedKombo:
-    return CachedKombo(client, cache, fingerprint=fingerprint, refresh=refresh)  # type: ignore[arg-type]
+    return CachedKombo(client, cache, fingerprint=fingerprint, refresh=refresh)
 
 
 @pytest.mark.parametrize(
@@ -482,16 +467,16 @@ def kombo_over(
     [
         pytest.param(JobQuery(), None, None, {}, id="nothing"),
         pytest.param(JobQuery(), 50, None, {"page_size": "50"}, id="page-size"),
-        pytest.param(JobQuery(), None, "abc=", {"cursor": "abc="}, id="cursor"),
+        pytest.param(JobQuery(), None, CURSOR, {"cursor": CURSOR}, id="cursor"),
         pytest.param(
             JobQuery(statuses=("OPEN", "CLOSED"), include_deleted=False),
             25,
-            "c1",
+            CURSOR,
             {
                 "statuses": "OPEN,CLOSED",
                 "include_deleted": "false",
                 "page_size": "25",
-                "cursor": "c1",
+                "cursor": CURSOR,
             },
             id="lists-and-booleans",
         ),
@@ -524,7 +509,9 @@ async def test_list_jobs_sends_the_query_parameters_page_size_and_cursor(
     )
     extras = {"page_size": str(page_size)} if page_size is not None else {}
     extras |= {"cursor": cursor} if cursor is not None else {}
-    assert client.calls == [(INTEGRATION_A, expected)]
+    assert [(call.integration_id, call.params) for call in client.calls] == [
+        (INTEGRATION_A, expected)
+    ]
     assert expected == {**query.to_params(), **extras}
 
 
@@ -545,7 +532,7 @@ async def test_identical_list_calls_are_answered_from_cache(
         pytest.param(INTEGRATION_B, JobQuery(), 10, None, id="other-integration"),
         pytest.param(INTEGRATION_A, JobQuery(status="OPEN"), 10, None, id="other-filter"),
         pytest.param(INTEGRATION_A, JobQuery(), 20, None, id="other-page-size"),
-        pytest.param(INTEGRATION_A, JobQuery(), 10, "next", id="other-cursor"),
+        pytest.param(INTEGRATION_A, JobQuery(), 10, CURSOR, id="other-cursor"),
         pytest.param(INTEGRATION_A, JobQuery(), None, None, id="no-page-size"),
     ],
 )
@@ -572,16 +559,8 @@ async def test_different_credentials_never_share_pages(client: FakeKombo, cache:
 
 
 async def test_different_credentials_never_share_a_load_in_flight(cache: UpstreamCache):
-    gate = asyncio.Event()
-
-    class SlowKombo(FakeKombo):
-        async def get_jobs_page(
-            self, integration_id: str, params: dict[str, str], **_: object
-        ) -> Any:
-            await gate.wait()
-            return await super().get_jobs_page(integration_id, params)
-
-    client = SlowKombo()
+    client = FakeKombo({INTEGRATION_A: []})
+    gate = client.hold()
     calls: list[Awaitable[Any]] = [
         kombo_over(client, cache, fingerprint=fp).list_jobs(INTEGRATION_A, JobQuery())
         for fp in ("fp-alice", "fp-bob")
@@ -597,7 +576,7 @@ async def test_jobs_of_a_page_answer_by_id_lookups(client: FakeKombo, cache: Ups
     await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     later_request = kombo_over(client, cache)
     job = later_request.cached_job(INTEGRATION_A, JOB_2)
-    assert job == {"id": JOB_2, "integration": INTEGRATION_A, "version": 1}
+    assert job == {"id": JOB_2, "integration": INTEGRATION_A}
     assert later_request.cached_job(INTEGRATION_A, "000000000000000000000000") is None
     assert len(client.calls) == 1
 
@@ -622,11 +601,12 @@ async def test_refresh_skips_primed_jobs_and_cached_pages_then_stores_fresh_ones
     client: FakeKombo, cache: UpstreamCache
 ):
     await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    client.jobs[INTEGRATION_A][0]["status"] = "CLOSED"  # Kombo's data changed since
     fresh = kombo_over(client, cache, refresh=True)
     assert fresh.cached_job(INTEGRATION_A, JOB_1) is None
     page = await fresh.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     assert len(client.calls) == 2
-    assert page["results"][0]["version"] == 2
+    assert page["results"][0]["status"] == "CLOSED"
 
     later_request = kombo_over(client, cache)
     assert await later_request.list_jobs(INTEGRATION_A, JobQuery(), page_size=10) == page
@@ -651,20 +631,12 @@ async def test_only_an_uncached_page_is_read_as_far_as_its_caller_needs(
     # A kept (or shared) page is read whole: its later readers may want any key.
     on = kombo_over(client, cache)
     await on.list_jobs(INTEGRATION_A, JobQuery(), keys=wanted)
-    assert client.keys == [wanted, None]
+    assert [call.keys for call in client.calls] == [wanted, None]
 
 
 async def test_a_failed_page_is_not_cached(cache: UpstreamCache):
-    class FlakyKombo(FakeKombo):
-        async def get_jobs_page(
-            self, integration_id: str, params: dict[str, str], **_: object
-        ) -> Any:
-            page = await super().get_jobs_page(integration_id, params)
-            if len(self.calls) == 1:
-                raise KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE")
-            return page
-
-    client = FlakyKombo({INTEGRATION_A: [JOB_1]})
+    client = FakeKombo({INTEGRATION_A: [{"id": JOB_1}]})
+    client.fail(KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE"))
     kombo = kombo_over(client, cache)
     with pytest.raises(KomboAPIError):
         await kombo.list_jobs(INTEGRATION_A, JobQuery())

@@ -27,7 +27,7 @@ from gateway.http.access import KOMBO_KEY_HEADER
 from gateway.http.graphiql import assets_available
 from gateway.http.serving import free_port
 from tests.conftest import INTEGRATION_A
-from tests.support import Upstream
+from tests.support import Upstream, wait_until
 
 
 class AssetLinks(HTMLParser):
@@ -199,10 +199,9 @@ def test_sigterm_drains_requests_in_flight():
         sandbox = None
         while sandbox is None:
             sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", process.stdout.readline())
-        httpx.post(
-            f"{sandbox.group(1)}/_sandbox/faults",
-            json={"faults": [{"status": 200, "latency_ms": 1500}]},
-        ).raise_for_status()
+        faults = f"{sandbox.group(1)}/_sandbox/faults"
+        slow = {"status": 200, "latency_ms": 1500, "path": "/v1/ats/jobs"}
+        httpx.post(faults, json={"faults": [slow]}).raise_for_status()
         with httpx.Client(timeout=30) as client:
             pending = client.build_request(
                 "POST", f"{url}/graphql", json={"query": "{ jobs(first: 1) { nodes { id } } }"}
@@ -211,7 +210,8 @@ def test_sigterm_drains_requests_in_flight():
             answers: list[httpx.Response] = []
             sender = threading.Thread(target=lambda: answers.append(client.send(pending)))
             sender.start()
-            time.sleep(0.5)  # the request is now waiting on the slow sandbox
+            # In flight: the gateway's call took the fault and waits on the slow sandbox.
+            wait_until(lambda: not httpx.get(faults).json()["faults"], 10, "the slow query")
             process.send_signal(signal.SIGTERM)
             sender.join(timeout=30)
         assert answers and answers[0].status_code == 200

@@ -10,6 +10,7 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.schema.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.loaders import Loaders
+from tests.fake_kombo import FakeKombo
 
 DEFAULT = "personio:CBNMt7dSNCzBdnRTx87dev4E"
 OTHER = "greenhouse:8mS2vY5f3bW8dJ4hZ3kTqL9p"
@@ -69,7 +70,7 @@ def test_a_malformed_header_is_bad_user_input(header: str):
 
 
 def make_context(integration_id: str | None, problem: str | None = None) -> Context:
-    kombo = CachedKombo(object(), UpstreamCache(0), fingerprint="fp")  # type: ignore[arg-type]
+    kombo = CachedKombo(FakeKombo(), UpstreamCache(0), fingerprint="fp")
     return Context(
         kombo=kombo,
         loaders=Loaders(kombo, GatewayMetrics()),

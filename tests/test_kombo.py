@@ -6,6 +6,7 @@ the request as it would leave the process and the answer as Kombo would send it.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import gc
 import traceback
@@ -645,9 +646,28 @@ async def test_the_clients_connect_timeout_holds_for_each_call():
 
 
 async def test_concurrency_caps_of_idle_integrations_are_not_kept():
-    async with httpx.AsyncClient(transport=httpx.MockTransport(Recorder())) as http:
+    answering, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        answering.set()
+        await release.wait()
+        return ok(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(held)) as http:
         client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY)
+        release.set()
         for n in range(50):
             await client.list_jobs(f"personio:{n}", JobQuery())
         gc.collect()
-        assert len(client._slots) == 0
+        assert client.concurrency_caps == 0
+        # While a call holds its cap, the cap is there.
+        answering.clear()
+        release.clear()
+        call = asyncio.create_task(client.list_jobs(INTEGRATION, JobQuery()))
+        await answering.wait()
+        assert client.concurrency_caps == 1
+        release.set()
+        await call
+        del call
+        gc.collect()
+        assert client.concurrency_caps == 0

@@ -5,39 +5,33 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from typing import Any
 
 import pytest
 
 from gateway.observability.metrics import GatewayMetrics
 from gateway.upstream.cache import CachedKombo, UpstreamCache
-from gateway.upstream.kombo import JobQuery, KomboAPIError
+from gateway.upstream.kombo import KomboAPIError
 from gateway.upstream.loaders import JobLoader, fetch_by_ids
+from tests.fake_kombo import FakeKombo
 
 
-class CountingKombo:
-    """Answers like Kombo's `ids` filter: 404 for the whole call if any ID is unknown."""
+def kombo_without(unknown: set[str], candidates: list[str]) -> FakeKombo:
+    """Kombo knowing every candidate but `unknown` (its `ids` filter: 404 for the whole call
+    if any ID is unknown)."""
+    return FakeKombo(
+        {"i": [{"id": kombo_id} for kombo_id in candidates if kombo_id not in unknown]}
+    )
 
-    def __init__(self, unknown: set[str]) -> None:
-        self.unknown = unknown
-        self.calls: list[tuple[str, ...]] = []
 
-    async def list_jobs(self, integration_id: str, query: JobQuery, *, page_size: int) -> Any:
-        assert query.ids is not None and query.include_deleted is True
-        assert page_size >= len(query.ids)
-        self.calls.append(query.ids)
-        if self.unknown & set(query.ids):
-            raise KomboAPIError(404, code="PLATFORM.INPUT_INVALID")
-        return {
-            "next": None,
-            "results": [{"id": kombo_id} for kombo_id in query.ids],
-            "byte_size": 1,
-        }
-
-    async def get_jobs_page(self, integration_id: str, params: dict[str, str], **_: object) -> Any:
-        """What `CachedKombo` calls: the same answers, from encoded parameters."""
-        query = JobQuery(ids=tuple(params["ids"].split(",")), include_deleted=True)
-        return await self.list_jobs(integration_id, query, page_size=int(params["page_size"]))
+def sent_ids(kombo: FakeKombo) -> list[tuple[str, ...]]:
+    """The IDs of each call, once checked that every call asks for them all, deleted jobs
+    included, in one page."""
+    sent = []
+    for call in kombo.calls:
+        assert call.query.ids is not None and call.query.include_deleted is True
+        assert call.page_size is not None and call.page_size >= len(call.query.ids)
+        sent.append(call.query.ids)
+    return sent
 
 
 def ids(count: int) -> list[str]:
@@ -47,30 +41,32 @@ def ids(count: int) -> list[str]:
 async def test_two_unknown_among_fifty_never_cost_more_than_fifteen_calls():
     candidates = ids(50)
     for a, b in itertools.combinations(range(50), 2):
-        kombo = CountingKombo({candidates[a], candidates[b]})
-        lookup = await fetch_by_ids(kombo, "i", candidates)  # type: ignore[arg-type]
-        assert set(lookup.found) == set(candidates) - kombo.unknown
+        unknown = {candidates[a], candidates[b]}
+        kombo = kombo_without(unknown, candidates)
+        lookup = await fetch_by_ids(kombo, "i", candidates)
+        assert set(lookup.found) == set(candidates) - unknown
         assert not lookup.unchecked
-        assert len(kombo.calls) <= 15, (a, b)
+        assert len(sent_ids(kombo)) <= 15, (a, b)
 
 
 @pytest.mark.parametrize(("total", "unknown"), [(250, 1), (250, 5), (250, 12), (7, 7)])
 async def test_unknown_ids_cost_about_log_n_calls_each(total: int, unknown: int):
     rng = random.Random(total * 1000 + unknown)
     candidates = ids(total)
-    kombo = CountingKombo(set(rng.sample(candidates, unknown)))
-    lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=1000)  # type: ignore[arg-type]
-    assert set(lookup.found) == set(candidates) - kombo.unknown
+    made_up = set(rng.sample(candidates, unknown))
+    kombo = kombo_without(made_up, candidates)
+    lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=1000)
+    assert set(lookup.found) == set(candidates) - made_up
     assert not lookup.unchecked
     # One at a time for the first few, then both halves explored at once.
-    assert len(kombo.calls) <= 1.6 * unknown * (math.ceil(math.log2(total)) + 1) + 1
+    assert len(sent_ids(kombo)) <= 1.6 * unknown * (math.ceil(math.log2(total)) + 1) + 1
 
 
 async def test_the_call_budget_bounds_a_batch_of_made_up_ids():
     candidates = ids(250)
-    kombo = CountingKombo(set(candidates[::2]))  # half of them unknown
-    lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=40)  # type: ignore[arg-type]
-    assert len(kombo.calls) <= 40
+    kombo = kombo_without(set(candidates[::2]), candidates)  # half of them unknown
+    lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=40)
+    assert len(sent_ids(kombo)) <= 40
     # Nothing is misreported: what was found exists, the rest is known unknown or unchecked.
     assert set(lookup.found) <= set(candidates[1::2])
     assert lookup.unchecked
@@ -82,57 +78,52 @@ async def test_a_spent_budget_never_reports_an_existing_id_as_unknown():
     rng = random.Random(5)
     for _ in range(600):
         candidates = ids(rng.randint(2, 40))
-        kombo = CountingKombo(set(rng.sample(candidates, rng.randint(1, len(candidates)))))
+        unknown = set(rng.sample(candidates, rng.randint(1, len(candidates))))
+        kombo = kombo_without(unknown, candidates)
         budget = rng.randint(1, 12)
-        lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=budget)  # type: ignore[arg-type]
-        assert len(kombo.calls) <= budget
-        existing = set(candidates) - kombo.unknown
+        lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=budget)
+        assert len(sent_ids(kombo)) <= budget
+        existing = set(candidates) - unknown
         assert existing <= set(lookup.found) | lookup.unchecked, (candidates, budget)
         assert set(lookup.found) <= existing
 
 
 async def test_all_known_costs_one_call():
-    kombo = CountingKombo(set())
-    lookup = await fetch_by_ids(kombo, "i", ids(250))  # type: ignore[arg-type]
-    assert len(lookup.found) == 250 and len(kombo.calls) == 1
+    kombo = kombo_without(set(), ids(250))
+    lookup = await fetch_by_ids(kombo, "i", ids(250))
+    assert len(lookup.found) == 250 and len(sent_ids(kombo)) == 1
 
 
 async def test_other_errors_propagate():
-    class Failing(CountingKombo):
-        async def list_jobs(self, *args: Any, **kwargs: Any) -> Any:
-            raise KomboAPIError(503)
+    kombo = kombo_without(set(), ids(3))
+    kombo.fail(KomboAPIError(503), times=None)
 
     with pytest.raises(KomboAPIError):
-        await fetch_by_ids(Failing(set()), "i", ids(3))  # type: ignore[arg-type]
+        await fetch_by_ids(kombo, "i", ids(3))
 
 
 async def test_loader_batches_in_order_with_duplicates_and_at_most_250_per_call():
-    kombo = CountingKombo({"9" * 24})
-    cached = CachedKombo(kombo, UpstreamCache(ttl=0), fingerprint="f")  # type: ignore[arg-type]
+    kombo = kombo_without({"9" * 24}, [*ids(300), "9" * 24])
+    cached = CachedKombo(kombo, UpstreamCache(ttl=0), fingerprint="f")
     loader = JobLoader(cached, "i", GatewayMetrics())
     wanted = ids(300) + ids(10) + ["9" * 24]
     results = await loader.load_many(wanted)
     assert [job and job["id"] for job in results] == [*ids(300), *ids(10), None]
-    assert all(len(call) <= 250 for call in kombo.calls)
+    calls = sent_ids(kombo)
+    assert all(len(call) <= 250 for call in calls)
     # The first 250 distinct IDs go out together, in request order, each once.
-    assert kombo.calls[0] == tuple(ids(250))
+    assert calls[0] == tuple(ids(250))
 
 
 async def test_a_look_up_retried_after_a_failed_batch_is_not_counted_as_coalesced():
-    class FailingOnce(CountingKombo):
-        async def list_jobs(self, integration_id: str, query: JobQuery, *, page_size: int) -> Any:
-            if not self.calls:
-                self.calls.append(query.ids or ())
-                raise KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE")
-            return await super().list_jobs(integration_id, query, page_size=page_size)
-
-    kombo = FailingOnce(set())
+    kombo = kombo_without(set(), ["a" * 24])
+    kombo.fail(KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE"))
     metrics = GatewayMetrics()
-    cached = CachedKombo(kombo, UpstreamCache(0), fingerprint="f")  # type: ignore[arg-type]
+    cached = CachedKombo(kombo, UpstreamCache(0), fingerprint="f")
     loader = JobLoader(cached, "i", metrics)
     with pytest.raises(KomboAPIError):
         await loader.load("a" * 24)
     assert (await loader.load("a" * 24))["id"] == "a" * 24  # a real second call
     assert (await loader.load("a" * 24))["id"] == "a" * 24  # this one is memoized
-    assert len(kombo.calls) == 2
+    assert len(sent_ids(kombo)) == 2
     assert metrics.registry.get_sample_value("gateway_lookups_coalesced_total") == 1

@@ -1,8 +1,9 @@
 """`gateway.schema.pagination`: cursors, their binding, `first`, and `read_connection` over a fake
 Kombo.
 
-`FakeKombo` serves an in-memory list in upstream pages keyed by an opaque Kombo cursor,
-so each test can count exactly which upstream pages a connection request reads.
+`FakeKombo` (`tests.fake_kombo`) serves an in-memory list in upstream pages keyed by an
+opaque Kombo cursor, so each test can count exactly which upstream pages a connection
+request reads.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,7 +27,8 @@ from gateway.schema.pagination import (
     start_position,
     validate_first,
 )
-from gateway.upstream.kombo import JobsPage
+from gateway.upstream.kombo import JobQuery, JobsPage
+from tests.fake_kombo import FakeKombo, cursor_at
 
 KEY = cursor_key("the gateway's secret")
 INTEGRATION = "personio:CBNMt7dSNCzBdnRTx87dev4E"
@@ -35,35 +36,13 @@ PARAMS = {"statuses": "OPEN,DRAFT", "include_deleted": "false", "name_contains":
 BINDING = cursor_binding(INTEGRATION, PARAMS, key=KEY)
 
 
-@dataclass
-class FakeKombo:
-    """Kombo's `GET /ats/jobs` over `items`: `next` is an opaque cursor naming an offset.
+def kombo_serving(items: list[dict[str, Any]], lookahead: bool = True) -> FakeKombo:
+    return FakeKombo({INTEGRATION: items}, lookahead=lookahead)
 
-    With `lookahead`, Kombo knows when the list ends, so a full last page has `next: null`;
-    without it, every full page has a `next`, and the page after the last full one is empty.
-    """
 
-    items: list[dict[str, Any]]
-    lookahead: bool = True
-    calls: list[tuple[str | None, int]] = field(default_factory=list)
-
-    async def fetch(self, cursor: str | None, page_size: int) -> JobsPage:
-        self.calls.append((cursor, page_size))
-        offset = 0 if cursor is None else self.offset(cursor)
-        results = self.items[offset : offset + page_size]
-        end = offset + len(results)
-        more = end < len(self.items) if self.lookahead else len(results) == page_size
-        return {"next": self.cursor(end) if more else None, "results": results}
-
-    @staticmethod
-    def cursor(offset: int) -> str:
-        # Opaque, with the characters real cursors carry (and our separator).
-        return base64.b64encode(f'{{"offset":{offset}}}'.encode()).decode() + ":k/+="
-
-    @staticmethod
-    def offset(cursor: str) -> int:
-        payload = cursor.removesuffix(":k/+=")
-        return int(base64.b64decode(payload).decode().split(":")[1].rstrip("}"))
+def pages_read(kombo: FakeKombo) -> list[tuple[str | None, int | None]]:
+    """(Kombo cursor, page size) of each upstream call, in order."""
+    return [(call.cursor, call.page_size) for call in kombo.calls]
 
 
 def jobs(n: int) -> list[dict[str, Any]]:
@@ -80,7 +59,11 @@ async def request(
     """One `jobs(first:, after:)` request, the way the resolver makes it."""
     count = validate_first(first)
     start = start_position(BINDING, after=after, first=count)
-    return await read_connection(kombo.fetch, start, count, binding=BINDING)
+
+    async def fetch(cursor: str | None, page_size: int) -> JobsPage:
+        return await kombo.list_jobs(INTEGRATION, JobQuery(), page_size=page_size, cursor=cursor)
+
+    return await read_connection(fetch, start, count, binding=BINDING)
 
 
 async def walk(kombo: FakeKombo, first: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -106,8 +89,8 @@ def assert_connection_is_consistent(connection: dict[str, Any]) -> None:
     [
         pytest.param(Position(None, 50, 3), id="first-page-mid"),
         pytest.param(Position(None, 1, 1), id="page-size-1"),
-        pytest.param(Position(FakeKombo.cursor(500), 250, 0), id="page-boundary"),
-        pytest.param(Position(FakeKombo.cursor(10), 250, 250), id="max-skip"),
+        pytest.param(Position(cursor_at(500), 250, 0), id="page-boundary"),
+        pytest.param(Position(cursor_at(10), 250, 250), id="max-skip"),
         pytest.param(Position("a:b:c:d", 10, 9), id="kombo-cursor-with-colons"),
     ],
 )
@@ -125,7 +108,7 @@ def raw_cursor(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
 
 
-VALID = encode_cursor(BINDING, Position(FakeKombo.cursor(300), 100, 42))
+VALID = encode_cursor(BINDING, Position(cursor_at(300), 100, 42))
 
 
 @pytest.mark.parametrize(
@@ -184,7 +167,7 @@ def test_a_cursor_rebound_without_the_key_is_refused_as_not_ours() -> None:
     other = cursor_binding("greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn", PARAMS, key=KEY)
     guessed_key = cursor_key("")
     forged = encode_cursor(
-        dataclasses.replace(other, key=guessed_key), Position(FakeKombo.cursor(300), 100, 42)
+        dataclasses.replace(other, key=guessed_key), Position(cursor_at(300), 100, 42)
     )
 
     with pytest.raises(BadUserInput, match="not a cursor issued by this API"):
@@ -283,14 +266,14 @@ async def test_first_request(
     has_next: bool,
     calls: list[tuple[str | None, int]],
 ) -> None:
-    kombo = FakeKombo(jobs(n))
+    kombo = kombo_serving(jobs(n))
 
     connection = await request(kombo, first)
 
     assert ids(connection) == expected
     assert connection["page_info"]["has_next_page"] is has_next
     assert connection["page_info"]["has_previous_page"] is False
-    assert kombo.calls == calls
+    assert pages_read(kombo) == calls
     assert_connection_is_consistent(connection)
 
 
@@ -299,7 +282,7 @@ async def test_first_request(
 
 def at(offset: int) -> str:
     """Kombo's cursor for the page starting at `offset`."""
-    return FakeKombo.cursor(offset)
+    return cursor_at(offset)
 
 
 @pytest.mark.parametrize(
@@ -343,7 +326,7 @@ async def test_continuing_after_an_edge(
     has_next: bool,
     calls: list[tuple[str | None, int]],
 ) -> None:
-    kombo = FakeKombo(jobs(n))
+    kombo = kombo_serving(jobs(n))
     _, edges = await walk(kombo, chain)
     kombo.calls.clear()
 
@@ -352,12 +335,12 @@ async def test_continuing_after_an_edge(
     assert ids(connection) == expected
     assert connection["page_info"]["has_next_page"] is has_next
     assert connection["page_info"]["has_previous_page"] is True
-    assert kombo.calls == calls
+    assert pages_read(kombo) == calls
     assert_connection_is_consistent(connection)
 
 
 async def test_end_cursor_at_an_upstream_page_boundary_resumes_at_kombos_next_cursor() -> None:
-    kombo = FakeKombo(jobs(50))
+    kombo = kombo_serving(jobs(50))
     page = await request(kombo, 10)  # upstream page size 10
     spanning = await request(kombo, 25, page["edges"][4]["cursor"])  # items 5..29
     end_cursor = spanning["page_info"]["end_cursor"]
@@ -366,7 +349,7 @@ async def test_end_cursor_at_an_upstream_page_boundary_resumes_at_kombos_next_cu
     kombo.calls.clear()
     following = await request(kombo, 10, end_cursor)
     assert ids(following) == list(range(30, 40))
-    assert kombo.calls == [(at(30), 10)]  # one fetch, no re-read of the page before
+    assert pages_read(kombo) == [(at(30), 10)]  # one fetch, no re-read of the page before
 
 
 @pytest.mark.parametrize("first", [4, 12])
@@ -382,7 +365,7 @@ async def test_end_cursor_at_an_upstream_page_boundary_resumes_at_kombos_next_cu
 async def test_every_edge_cursor_resumes_right_after_its_edge(
     n: int, lookahead: bool, first: int
 ) -> None:
-    kombo = FakeKombo(jobs(n), lookahead=lookahead)
+    kombo = kombo_serving(jobs(n), lookahead)
     _, edges = await walk(kombo, 5)
     assert len(edges) == n
 
@@ -399,7 +382,7 @@ async def test_every_edge_cursor_resumes_right_after_its_edge(
 
 
 async def test_edge_cursors_are_distinct() -> None:
-    _, edges = await walk(FakeKombo(jobs(40)), 7)
+    _, edges = await walk(kombo_serving(jobs(40)), 7)
 
     cursors = [edge["cursor"] for edge in edges]
     assert len(set(cursors)) == len(cursors) == 40
@@ -412,7 +395,8 @@ async def test_empty_upstream_page_in_the_middle_is_skipped_without_a_gap() -> N
     async def fetch(cursor: str | None, page_size: int) -> JobsPage:
         calls.append(cursor)
         numbers, next_ = pages[cursor]
-        return {"next": next_, "results": [{"id": f"job{i:021d}"} for i in numbers]}
+        results = [{"id": f"job{i:021d}"} for i in numbers]
+        return {"next": next_, "results": results, "byte_size": 0}
 
     connection = await read_connection(fetch, Position(None, 3, 0), 5, binding=BINDING)
 
@@ -431,7 +415,7 @@ async def test_walking_1000_items_costs_one_upstream_call_per_page(
     first: int, lookahead: bool
 ) -> None:
     n = 1000
-    kombo = FakeKombo(jobs(n), lookahead=lookahead)
+    kombo = kombo_serving(jobs(n), lookahead)
 
     connections, edges = await walk(kombo, first)
 
@@ -445,8 +429,8 @@ async def test_walking_1000_items_costs_one_upstream_call_per_page(
     extra = 0 if lookahead or n % first else 1
     assert len(kombo.calls) == math.ceil(n / first) + extra
     assert len(connections) == math.ceil(n / first) + extra
-    assert {page_size for _, page_size in kombo.calls} == {first}
-    assert [cursor for cursor, _ in kombo.calls] == [None] + [
+    assert {page_size for _, page_size in pages_read(kombo)} == {first}
+    assert [cursor for cursor, _ in pages_read(kombo)] == [None] + [
         at(offset) for offset in range(first, n + extra * first, first)
     ]
     assert [c["page_info"]["has_previous_page"] for c in connections] == [False] + [True] * (

@@ -42,6 +42,7 @@ from gateway.schema.context import Context
 from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.loaders import Loaders
+from tests.fake_kombo import FakeKombo
 from tests.support import GraphQLClient, serve
 
 CASES = 600
@@ -60,20 +61,9 @@ def test_the_two_paths_differ_only_by_the_compiled_projections():
     assert PLAIN.execution_context_class is GatewayExecutionContext
 
 
-class MemoryKombo:
-    """Answers every page request with the same in-memory jobs."""
-
-    def __init__(self, jobs: list[dict[str, Any]]) -> None:
-        self.jobs = jobs
-
-    async def get_jobs_page(
-        self, integration_id: str, params: dict[str, str], **_: object
-    ) -> dict[str, Any]:
-        return {"next": None, "results": self.jobs, "byte_size": 1}
-
-
 def context(jobs: list[dict[str, Any]], metrics: GatewayMetrics | None = None) -> Context:
-    kombo = CachedKombo(MemoryKombo(jobs), UpstreamCache(0), fingerprint="t")  # type: ignore[arg-type]
+    fake = FakeKombo({SANDBOX_INTEGRATION_IDS[0]: jobs})
+    kombo = CachedKombo(fake, UpstreamCache(0), fingerprint="t")
     return Context(
         kombo=kombo,
         loaders=Loaders(kombo, GatewayMetrics()),

@@ -43,12 +43,6 @@ FAULT_DEFAULTS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[LiveServer]:
-    with LiveServer(create_sandbox_app()) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def control(sandbox: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.url, timeout=10) as http:
         yield http

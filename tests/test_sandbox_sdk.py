@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +27,6 @@ from kombo.types.basemodel import Unset
 from kombo.utils import unmarshal_json
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
-from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.data import dataset
 from tests.support import LiveServer
 
@@ -71,13 +69,6 @@ FORMAT_CLASSES: dict[str, type[Any]] = {
 # --------------------------------------------------------------------------------------------
 # Fetching, stripping, parsing
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[LiveServer]:
-    """uvicorn on a free 127.0.0.1 port, in a background thread, for this module."""
-    with LiveServer(create_sandbox_app()) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

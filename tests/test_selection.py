@@ -26,6 +26,7 @@ from gateway.schema.context import Context
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.kombo import parse_jobs_page
 from gateway.upstream.loaders import Loaders
+from tests.fake_kombo import FakeKombo
 from tests.support import GraphQLClient, serve
 
 
@@ -86,25 +87,12 @@ def test_each_job_field_alone_answers_as_from_whole_pages(
             after = page_info["endCursor"]
 
 
-class RecordingKombo:
-    """A Kombo client that notes the `keys` each page request names."""
-
-    def __init__(self) -> None:
-        self.keys: list[frozenset[str] | None] = []
-
-    async def get_jobs_page(
-        self, integration_id: str, params: object, keys: frozenset[str] | None = None, **_: object
-    ) -> dict[str, Any]:
-        self.keys.append(keys)
-        return {"next": None, "results": [{"id": "j1", "name": "A"}], "byte_size": 1}
-
-
 SCHEMA = build_schema()
 
 
 async def keys_read(query: str) -> tuple[frozenset[str] | None, Any]:
-    client = RecordingKombo()
-    kombo = CachedKombo(client, UpstreamCache(0), fingerprint="t")  # type: ignore[arg-type]
+    client = FakeKombo({SANDBOX_INTEGRATION_IDS[0]: [{"id": "j1", "name": "A"}]})
+    kombo = CachedKombo(client, UpstreamCache(0), fingerprint="t")
     context = Context(
         kombo=kombo,
         loaders=Loaders(kombo, GatewayMetrics()),
@@ -112,8 +100,8 @@ async def keys_read(query: str) -> tuple[frozenset[str] | None, Any]:
     )
     result = await SCHEMA.execute(query, context_value=context)
     assert not result.errors, result.errors
-    (keys,) = client.keys
-    return keys, result.data
+    (call,) = client.calls
+    return call.keys, result.data
 
 
 @pytest.mark.parametrize(

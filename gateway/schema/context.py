@@ -1,14 +1,44 @@
 """The per-request context every resolver receives as `info.context`.
 
-Usage in a resolver::
+Usage in resolvers (`info` is a `strawberry.Info[Context, None]`)::
 
-    def resolve(info: strawberry.Info[Context, None]) -> ...:
-        integration = info.context.require_integration()
-        job = await info.context.loaders.jobs(integration).load(kombo_id)
+    >>> async def job(info, id):  # a Kombo ID or a Job global ID; None: no such job
+    ...     return await info.context.load_job(id)
+    >>> async def jobs(info, kombo_ids):  # the request's batched loader, directly
+    ...     integration = info.context.require_integration()
+    ...     return await info.context.loaders.jobs(integration).load_many(kombo_ids)
 
-The HTTP layer builds one `Context` per GraphQL request (`gateway.http.app`), from
+The HTTP layer builds one `Context` per GraphQL request (`gateway.http.view`), from
 process-lifetime parts (the Kombo client) and request-lifetime parts (loaders,
-the integration named by the request).
+the integration named by the request). Built by hand, here over the sandbox in memory::
+
+    >>> import asyncio, httpx, types
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.observability.metrics import GatewayMetrics
+    >>> from gateway.sandbox.app import create_sandbox_app
+    >>> from gateway.upstream.cache import CachedKombo, UpstreamCache
+    >>> from gateway.upstream.kombo import KomboClient
+    >>> from gateway.upstream.loaders import Loaders
+    >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
+    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
+    >>> kombo = CachedKombo(client, UpstreamCache(ttl=0), fingerprint="example")
+    >>> def request_info(integration_id):  # what resolvers read of one request's `info`
+    ...     loaders = Loaders(kombo, GatewayMetrics())  # for this request only
+    ...     context = Context(kombo=kombo, loaders=loaders, integration_id=integration_id)
+    ...     return types.SimpleNamespace(context=context)
+    >>> integration = SANDBOX_INTEGRATION_IDS[0]
+    >>> asyncio.run(job(request_info(integration), "FnCRC36mz7mUeEYy1Y2F7A6i"))["name"]
+    'Lead HR Generalist - Payroll'
+    >>> ids = ["FnCRC36mz7mUeEYy1Y2F7A6i", "0" * 24]
+    >>> [found and found["status"] for found in asyncio.run(jobs(request_info(integration), ids))]
+    ['OPEN', None]
+    >>> asyncio.run(http.aclose())
+
+A request that names no integration, where none is configured, is refused::
+
+    >>> request_info(None).context.require_integration()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    gateway.errors.BadUserInput: No integration: send the `X-Integration-Id` header or ...
 """
 
 from __future__ import annotations

@@ -1,11 +1,27 @@
 """Upstream TTL cache with single-flight, and the cached view of Kombo that resolvers use.
 
-Usage::
+Usage (`client` is the process's `KomboClient`; here over the sandbox, in memory)::
 
-    cache = UpstreamCache(ttl=30, max_entries=5_000, max_bytes=16 << 20)
-    kombo = CachedKombo(client, cache, refresh=False)        # one per GraphQL request
-    page = await kombo.list_jobs(integration, JobQuery(), page_size=50)
-    kombo.cached_job(integration, page["results"][0]["id"])  # primed by the page
+    >>> import asyncio, httpx
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.sandbox.app import create_sandbox_app
+    >>> from gateway.upstream.kombo import JobQuery, KomboClient
+    >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
+    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
+    >>> integration = SANDBOX_INTEGRATION_IDS[0]
+
+    >>> cache = UpstreamCache(ttl=30, max_entries=5_000, max_bytes=16 << 20)  # one per process
+    >>> fingerprint = credential_fingerprint(SANDBOX_API_KEY)
+    >>> async def request():  # what one GraphQL request does
+    ...     kombo = CachedKombo(client, cache, fingerprint=fingerprint, refresh=False)
+    ...     page = await kombo.list_jobs(integration, JobQuery(statuses=("OPEN",)), page_size=2)
+    ...     return page, kombo.cached_job(integration, page["results"][0]["id"])
+    >>> page, job = asyncio.run(request())
+    >>> len(page["results"]), job is page["results"][0]  # the job was primed by the page
+    (2, True)
+    >>> asyncio.run(request())[0] is page  # a later request: the page kept, no call
+    True
+    >>> asyncio.run(http.aclose())
 
 What is cached: whole Kombo answers (keyed by credential fingerprint, integration,
 path and normalized parameters) and, primed from every answer, single jobs (keyed by
@@ -34,7 +50,7 @@ from cachetools import TTLCache
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
 from gateway.upstream.budget import CallBudget
-from gateway.upstream.kombo import JOBS_PATH, JobQuery, JobsPage, KomboClient, record_id
+from gateway.upstream.kombo import JOBS_PATH, JobPageFetcher, JobQuery, JobsPage, record_id
 
 DEFAULT_MAX_ENTRIES = 5_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -150,7 +166,7 @@ class CachedKombo:
 
     def __init__(
         self,
-        client: KomboClient,
+        client: JobPageFetcher,
         cache: UpstreamCache,
         *,
         fingerprint: str,

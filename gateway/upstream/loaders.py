@@ -1,9 +1,26 @@
 """Per-request batching of by-ID job look-ups into `GET /ats/jobs?ids=...` calls.
 
-Usage (one `Loaders` per GraphQL request, built in `get_context`)::
+Usage (one `Loaders` per GraphQL request, built in `get_context` over the request's
+`CachedKombo`; here over the sandbox, in memory)::
 
-    loaders = Loaders(kombo, integration_id)
-    job = await loaders.jobs.load("26vafvWSRmbhNcxJYqjCzuJg")   # dict, or None if unknown
+    >>> import asyncio, httpx
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.observability.metrics import GatewayMetrics
+    >>> from gateway.sandbox.app import create_sandbox_app
+    >>> from gateway.upstream.cache import CachedKombo, UpstreamCache
+    >>> from gateway.upstream.kombo import KomboClient
+    >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
+    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
+    >>> kombo = CachedKombo(client, UpstreamCache(ttl=0), fingerprint="example")
+
+    >>> loaders = Loaders(kombo, GatewayMetrics())
+    >>> async def resolve(*kombo_ids):  # resolvers of one request, all in one tick
+    ...     jobs = loaders.jobs(SANDBOX_INTEGRATION_IDS[0])
+    ...     return await asyncio.gather(*(jobs.load(kombo_id) for kombo_id in kombo_ids))
+    >>> known, unknown = asyncio.run(resolve("FnCRC36mz7mUeEYy1Y2F7A6i", "0" * 24))
+    >>> known["name"], unknown  # a job's dict, or None if Kombo has no such job
+    ('Lead HR Generalist - Payroll', None)
+    >>> asyncio.run(http.aclose())
 
 Every `load` of one event-loop tick lands in one batch: duplicates collapse, IDs go
 out in calls of at most 250, and answers come back in request order. Kombo answers

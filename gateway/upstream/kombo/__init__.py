@@ -31,6 +31,7 @@ from gateway.upstream.kombo.client import (
     RETRYABLE_BARE_STATUSES,
     RETRYABLE_CODES,
     JobLister,
+    JobPageFetcher,
     KomboClient,
     retry_delay,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "RETRYABLE_BARE_STATUSES",
     "RETRYABLE_CODES",
     "JobLister",
+    "JobPageFetcher",
     "JobQuery",
     "JobsPage",
     "KomboAPIError",

@@ -45,6 +45,21 @@ class JobLister(Protocol):
     ) -> JobsPage: ...
 
 
+class JobPageFetcher(Protocol):
+    """Anything that fetches a page from encoded parameters like `KomboClient.get_jobs_page`
+    (what `CachedKombo` sits on: the client, or a fake of it in tests)."""
+
+    async def get_jobs_page(
+        self,
+        integration_id: str,
+        params: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        keys: frozenset[str] | None = None,
+        before_attempt: Callable[[], None] | None = None,
+    ) -> JobsPage: ...
+
+
 #: Kombo codes its docs call safe to retry (the concurrency limit asks for backoff).
 RETRYABLE_CODES = frozenset(
     {
@@ -117,6 +132,11 @@ class KomboClient:
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
         )
+
+    @property
+    def concurrency_caps(self) -> int:
+        """How many integrations have a concurrency cap alive (a call holds or awaits it)."""
+        return len(self._slots)
 
     def with_key(self, api_key: str) -> KomboClient:
         """The same client (pool, concurrency caps, retries) calling with another key:
