@@ -13,6 +13,7 @@ sandbox reads its well-known credentials from here without knowing the client.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import math
@@ -20,6 +21,7 @@ import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Kombo's public base URLs per region (see Kombo's server table).
 REGION_BASE_URLS: Mapping[str, str] = {
@@ -186,56 +188,67 @@ class Settings:
                 "would travel in clear text. Use https, or set KOMBO_ALLOW_PLAIN_HTTP=true "
                 "if the network between them is yours"
             )
-        return cls(
+        defaults = cls()  # each default is stated once: on its field above
+        changes: dict[str, Any] = {}
+        for field, (variable, minimum) in NUMERIC_VARIABLES.items():
+            default = getattr(defaults, field)
+            value = _number(environ, variable, default, minimum=minimum)
+            changes[field] = int(value) if isinstance(default, int) else value
+        for field, variable in FLAG_VARIABLES.items():
+            changes[field] = _flag(environ, variable, getattr(defaults, field))
+        return dataclasses.replace(
+            defaults,
             api_key=api_key,
             base_url=base_url.rstrip("/"),
             integration_id=_optional(environ, "KOMBO_INTEGRATION_ID"),
-            cache_ttl=_number(environ, "GATEWAY_CACHE_TTL", 30.0, minimum=0.0),
-            cache_max_entries=int(_number(environ, "GATEWAY_CACHE_MAX_ENTRIES", 5_000, minimum=1)),
-            cache_max_bytes=int(
-                _number(environ, "GATEWAY_CACHE_MAX_BYTES", 16 * 1024 * 1024, minimum=1024)
-            ),
-            connect_timeout=_number(environ, "KOMBO_CONNECT_TIMEOUT", 5.0, minimum=0.001),
-            read_timeout=_number(environ, "KOMBO_READ_TIMEOUT", 30.0, minimum=0.001),
-            max_connections=int(_number(environ, "KOMBO_MAX_CONNECTIONS", 100, minimum=1)),
-            max_concurrency=int(_number(environ, "KOMBO_MAX_CONCURRENCY", 16, minimum=1)),
-            request_timeout=_number(environ, "GATEWAY_REQUEST_TIMEOUT", 20.0, minimum=0.1),
-            keepalive_timeout=_number(environ, "GATEWAY_KEEPALIVE_TIMEOUT", 75.0, minimum=1.0),
-            retry_attempts=int(_number(environ, "GATEWAY_RETRY_ATTEMPTS", 4, minimum=1)),
             tokens=_tokens(environ),
             tokens_file=_optional(environ, "GATEWAY_TOKENS_FILE"),
-            key_passthrough=_flag(environ, "GATEWAY_KOMBO_KEY_PASSTHROUGH", False),
-            allow_sandbox=_flag(environ, "GATEWAY_ALLOW_SANDBOX", True),
-            rate_limit=_number(environ, "GATEWAY_RATE_LIMIT", 50.0, minimum=0.0),
-            rate_burst=int(_number(environ, "GATEWAY_RATE_BURST", 100, minimum=1)),
-            auth_failure_limit=int(_number(environ, "GATEWAY_AUTH_FAILURE_LIMIT", 30, minimum=0)),
-            max_body_bytes=int(_number(environ, "GATEWAY_MAX_BODY_BYTES", 1 << 20, minimum=1024)),
-            max_depth=int(_number(environ, "GATEWAY_MAX_DEPTH", 15, minimum=2)),
-            max_aliases=int(_number(environ, "GATEWAY_MAX_ALIASES", 500, minimum=1)),
-            max_tokens=int(_number(environ, "GATEWAY_MAX_TOKENS", 20_000, minimum=100)),
-            max_document_bytes=int(
-                _number(environ, "GATEWAY_MAX_DOCUMENT_BYTES", 48 * 1024, minimum=1024)
-            ),
-            max_batch=int(_number(environ, "GATEWAY_MAX_BATCH", 10, minimum=1)),
-            max_ids=int(_number(environ, "GATEWAY_MAX_IDS", 1_000, minimum=1)),
-            isolation_calls=int(_number(environ, "GATEWAY_MAX_ISOLATION_CALLS", 100, minimum=1)),
-            max_fields=int(_number(environ, "GATEWAY_MAX_FIELDS", 2_000, minimum=1)),
-            max_upstream_calls=int(_number(environ, "GATEWAY_MAX_UPSTREAM_CALLS", 100, minimum=1)),
-            max_response_bytes=int(
-                _number(environ, "KOMBO_MAX_RESPONSE_BYTES", 16 << 20, minimum=64 * 1024)
-            ),
-            header_timeout=_number(environ, "GATEWAY_HEADER_TIMEOUT", 10.0, minimum=0.1),
-            body_timeout=_number(environ, "GATEWAY_BODY_TIMEOUT", 30.0, minimum=0.1),
             trusted_proxies=_networks(environ, "GATEWAY_TRUSTED_PROXIES"),
             cursor_secret=_optional(environ, "GATEWAY_CURSOR_SECRET"),
-            introspection=_flag(environ, "GATEWAY_INTROSPECTION", True),
-            graphiql=_flag(environ, "GATEWAY_GRAPHIQL", True),
-            tracing=_flag(environ, "GATEWAY_TRACING", False),
-            gc_tuning=_flag(environ, "GATEWAY_GC_TUNING", True),
-            log_level=_choice(
-                environ, "GATEWAY_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")
-            ),
+            log_level=_choice(environ, "GATEWAY_LOG_LEVEL", defaults.log_level, _LOG_LEVELS),
+            **changes,
         )
+
+
+#: Numeric settings: field -> (variable, smallest value allowed). An int field reads as int.
+NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
+    "cache_ttl": ("GATEWAY_CACHE_TTL", 0.0),
+    "cache_max_entries": ("GATEWAY_CACHE_MAX_ENTRIES", 1),
+    "cache_max_bytes": ("GATEWAY_CACHE_MAX_BYTES", 1024),
+    "connect_timeout": ("KOMBO_CONNECT_TIMEOUT", 0.001),
+    "read_timeout": ("KOMBO_READ_TIMEOUT", 0.001),
+    "max_connections": ("KOMBO_MAX_CONNECTIONS", 1),
+    "max_concurrency": ("KOMBO_MAX_CONCURRENCY", 1),
+    "request_timeout": ("GATEWAY_REQUEST_TIMEOUT", 0.1),
+    "keepalive_timeout": ("GATEWAY_KEEPALIVE_TIMEOUT", 1.0),
+    "retry_attempts": ("GATEWAY_RETRY_ATTEMPTS", 1),
+    "rate_limit": ("GATEWAY_RATE_LIMIT", 0.0),
+    "rate_burst": ("GATEWAY_RATE_BURST", 1),
+    "auth_failure_limit": ("GATEWAY_AUTH_FAILURE_LIMIT", 0),
+    "max_body_bytes": ("GATEWAY_MAX_BODY_BYTES", 1024),
+    "max_depth": ("GATEWAY_MAX_DEPTH", 2),
+    "max_aliases": ("GATEWAY_MAX_ALIASES", 1),
+    "max_tokens": ("GATEWAY_MAX_TOKENS", 100),
+    "max_document_bytes": ("GATEWAY_MAX_DOCUMENT_BYTES", 1024),
+    "max_batch": ("GATEWAY_MAX_BATCH", 1),
+    "max_ids": ("GATEWAY_MAX_IDS", 1),
+    "isolation_calls": ("GATEWAY_MAX_ISOLATION_CALLS", 1),
+    "max_fields": ("GATEWAY_MAX_FIELDS", 1),
+    "max_upstream_calls": ("GATEWAY_MAX_UPSTREAM_CALLS", 1),
+    "max_response_bytes": ("KOMBO_MAX_RESPONSE_BYTES", 64 * 1024),
+    "header_timeout": ("GATEWAY_HEADER_TIMEOUT", 0.1),
+    "body_timeout": ("GATEWAY_BODY_TIMEOUT", 0.1),
+}
+#: Boolean settings: field -> variable.
+FLAG_VARIABLES: Mapping[str, str] = {
+    "key_passthrough": "GATEWAY_KOMBO_KEY_PASSTHROUGH",
+    "allow_sandbox": "GATEWAY_ALLOW_SANDBOX",
+    "introspection": "GATEWAY_INTROSPECTION",
+    "graphiql": "GATEWAY_GRAPHIQL",
+    "tracing": "GATEWAY_TRACING",
+    "gc_tuning": "GATEWAY_GC_TUNING",
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _optional(environ: Mapping[str, str], name: str) -> str | None:

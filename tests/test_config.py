@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Settings
+from gateway.config import FLAG_VARIABLES, NUMERIC_VARIABLES, ConfigError, Settings
 
 EU = "https://api.kombo.dev/v1"
 US = "https://api.us.kombo.dev/v1"
@@ -243,3 +244,30 @@ def test_max_document_bytes(raw: str, limit: int) -> None:
 def test_bad_max_document_bytes_is_a_config_error_naming_the_variable(raw: str) -> None:
     with pytest.raises(ConfigError, match="GATEWAY_MAX_DOCUMENT_BYTES"):
         Settings.from_env({"GATEWAY_MAX_DOCUMENT_BYTES": raw})
+
+
+# --- each default stated once ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", sorted(NUMERIC_VARIABLES))
+def test_every_numeric_setting_reads_its_variable_and_defaults_to_its_field(field: str):
+    variable, minimum = NUMERIC_VARIABLES[field]
+    default = getattr(Settings(), field)
+    assert getattr(Settings.from_env({}), field) == default
+    changed = max(minimum, default) * 2 + 1
+    value = getattr(Settings.from_env({variable: str(changed)}), field)
+    assert value == changed and type(value) is type(default)
+
+
+@pytest.mark.parametrize("field", sorted(FLAG_VARIABLES))
+def test_every_flag_reads_its_variable_and_defaults_to_its_field(field: str):
+    default = getattr(Settings(), field)
+    assert getattr(Settings.from_env({}), field) is default
+    flipped = Settings.from_env({FLAG_VARIABLES[field]: str(not default).lower()})
+    assert getattr(flipped, field) is (not default)
+
+
+def test_every_variable_is_in_the_readme():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    variables = [v for v, _ in NUMERIC_VARIABLES.values()] + list(FLAG_VARIABLES.values())
+    assert [v for v in variables if f"`{v}`" not in readme] == []
