@@ -16,7 +16,7 @@ UV_VERSION := 0.13.9
 
 NODE_DEPS := tests/federation/js/node_modules/.installed
 
-.PHONY: run test check pytest schema assets dist lock bench clean
+.PHONY: run test check pytest schema assets dist lock bench clean redis-server
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,8 +68,15 @@ check: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP) assets $(NODE_DEPS)
+pytest: $(DEV_STAMP) assets $(NODE_DEPS) redis-server
 	$(BIN)/pytest
+
+## Debian's redis-server for the tests that share state through a real Redis (they start
+## their own on a free loopback port, persistence off). Installed with apt when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends redis-server)
 
 ## Regenerate schema.graphql from the code (a test fails when it is stale).
 schema: $(RUN_STAMP)

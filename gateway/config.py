@@ -86,8 +86,11 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_connections: int = 100
-    #: Upstream calls in flight per integration (Kombo's concurrency limit is about 30).
-    max_concurrency: int = 16
+    #: Upstream calls in flight per integration and worker. Kombo caps concurrency for
+    #: actions only (30 per integration), not for reads like `GET /ats/jobs`, so this
+    #: guards our own pool and Kombo from a stampede; its 429s (held by every replica)
+    #: are the real limit. 16 made cache misses wait: 16 / latency calls a second.
+    max_concurrency: int = 64
     #: Time one GraphQL request may spend on Kombo, retries included.
     request_timeout: float = 20.0
     #: Seconds an idle client connection stays open. Longer than what clients and load
@@ -153,6 +156,14 @@ class Settings:
     tracing: bool = False
     #: Freeze start-up objects and collect young ones less often (see app.py).
     gc_tuning: bool = True
+    #: Redis shared by every worker and replica (cache, in-flight calls, rate limit,
+    #: Kombo back-off); None: everything stays in-process. May carry a password: it is
+    #: never logged, nor echoed in an error.
+    redis_url: str | None = None
+    #: Prefix of every Redis key, so several gateways can share one Redis.
+    redis_prefix: str = "kgw"
+    #: Seconds one Redis operation may take before the gateway goes on without it.
+    redis_timeout: float = 0.1
 
     @property
     def sandbox_mode(self) -> bool:
@@ -205,6 +216,8 @@ class Settings:
             tokens_file=_optional(environ, "GATEWAY_TOKENS_FILE"),
             trusted_proxies=_networks(environ, "GATEWAY_TRUSTED_PROXIES"),
             cursor_secret=_optional(environ, "GATEWAY_CURSOR_SECRET"),
+            redis_url=_redis_url(environ, "GATEWAY_REDIS_URL"),
+            redis_prefix=_redis_prefix(environ, "GATEWAY_REDIS_PREFIX", defaults.redis_prefix),
             log_level=_choice(environ, "GATEWAY_LOG_LEVEL", defaults.log_level, _LOG_LEVELS),
             **changes,
         )
@@ -238,6 +251,7 @@ NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
     "max_response_bytes": ("KOMBO_MAX_RESPONSE_BYTES", 64 * 1024),
     "header_timeout": ("GATEWAY_HEADER_TIMEOUT", 0.1),
     "body_timeout": ("GATEWAY_BODY_TIMEOUT", 0.1),
+    "redis_timeout": ("GATEWAY_REDIS_TIMEOUT", 0.001),
 }
 #: Boolean settings: field -> variable.
 FLAG_VARIABLES: Mapping[str, str] = {
@@ -249,6 +263,34 @@ FLAG_VARIABLES: Mapping[str, str] = {
     "gc_tuning": "GATEWAY_GC_TUNING",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Braces would open a Redis Cluster hash tag of their own; the rest keeps keys readable.
+_REDIS_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _redis_url(environ: Mapping[str, str], name: str) -> str | None:
+    """A Redis URL; the error never repeats the URL (it may hold a password)."""
+    url = _optional(environ, name)
+    if url is None:
+        return None
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in _REDIS_SCHEMES:
+        raise ConfigError(
+            f"{name} must be a redis://, rediss:// or unix:// URL "
+            f"(e.g. redis://:password@redis:6379/0), not a {scheme or 'schemeless'} one"
+        )
+    return url
+
+
+def _redis_prefix(environ: Mapping[str, str], name: str, default: str) -> str:
+    prefix = _optional(environ, name) or default
+    if not _REDIS_PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"{name}={prefix!r} must be 1-64 letters, digits or the characters _ . : -"
+        )
+    return prefix
 
 
 def _optional(environ: Mapping[str, str], name: str) -> str | None:

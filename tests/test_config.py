@@ -271,3 +271,24 @@ def test_every_variable_is_in_the_readme():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     variables = [v for v, _ in NUMERIC_VARIABLES.values()] + list(FLAG_VARIABLES.values())
     assert [v for v in variables if f"`{v}`" not in readme] == []
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+def test_redis_is_off_unless_configured_and_its_url_is_checked_without_echoing_it():
+    assert Settings.from_env({}).redis_url is None
+    url = "rediss://gateway:s3cret-pass@redis.internal:6380/0"
+    assert Settings.from_env({"GATEWAY_REDIS_URL": url}).redis_url == url
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"GATEWAY_REDIS_URL": "http://gateway:s3cret-pass@redis:6379"})
+    assert "GATEWAY_REDIS_URL" in str(refused.value) and "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("prefix", ["", "a b", "kgw{x}", "x" * 65])
+def test_a_redis_prefix_that_would_break_keys_is_refused(prefix: str):
+    if not prefix:  # empty: the default
+        assert Settings.from_env({"GATEWAY_REDIS_PREFIX": prefix}).redis_prefix == "kgw"
+        return
+    with pytest.raises(ConfigError, match="GATEWAY_REDIS_PREFIX"):
+        Settings.from_env({"GATEWAY_REDIS_PREFIX": prefix})

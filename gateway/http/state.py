@@ -1,5 +1,6 @@
 """Process-lifetime parts of the gateway: the pooled HTTP client, the Kombo client, the
-cache, access policy, rate limiter, metrics and readiness probe.
+cache, access policy, rate limiter, metrics and readiness probe, and the link to Redis
+that shares the cache, in-flight calls, rate limits and Kombo's back-off when configured.
 
 Usage::
 
@@ -26,11 +27,18 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
 from gateway.observability.tracing import upstream_span
 from gateway.schema.pagination import cursor_key
+from gateway.sharing.backoff import SharedBackoff
+from gateway.sharing.in_flight import SharedFlights
+from gateway.sharing.keys import KeySpace
+from gateway.sharing.link import RedisLink
+from gateway.sharing.rate_limit import SharedRateLimiter
+from gateway.sharing.shared_cache import SharedCache
 from gateway.upstream.cache import UpstreamCache, credential_fingerprint
 from gateway.upstream.failures import upstream_code
 from gateway.upstream.instrumentation import upstream_hooks
 from gateway.upstream.kombo import KomboAPIError, KomboCertificateError, KomboClient, KomboError
 from gateway.upstream.retry import RetryPolicy
+from gateway.upstream.shared_pages import SharedPages
 from gateway.upstream.transport import AiohttpTransport
 
 logger = logging.getLogger("gateway")
@@ -100,6 +108,18 @@ class GatewayState:
         self._own_http = http is None
         self.http = http or create_http_client(settings, self.metrics)
         self._probe_http = http or create_probe_client(settings, self.metrics)
+        #: Redis, when configured: what every worker and replica shares goes through it.
+        self.redis = (
+            RedisLink.from_url(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                timeout=settings.redis_timeout,
+                metrics=self.metrics,
+            )
+            if settings.redis_url
+            else None
+        )
+        keys = KeySpace(settings.redis_prefix)
         self.kombo = KomboClient(
             self.http,
             base_url=settings.base_url,
@@ -111,15 +131,30 @@ class GatewayState:
             request_timeout=settings.request_timeout,
             on_retry=self._on_retry,
             span=upstream_span,
+            backoff=SharedBackoff(self.redis, keys),
         )
         self.fingerprint = credential_fingerprint(server_key)
         self.cursor_key = self.cursor_key_for(server_key)
         self.access = AccessPolicy(settings.tokens, key_passthrough=settings.key_passthrough)
-        self.rate_limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.rate_limiter = SharedRateLimiter(
+            self.redis,
+            keys,
+            rate=settings.rate_limit,
+            burst=settings.rate_burst,
+            local=RateLimiter(settings.rate_limit, settings.rate_burst),
+        )
         # Charged per failed authentication only, so a client with good credentials
         # never pays it; a full bucket is a minute's allowance.
-        self.auth_failures = RateLimiter(
-            settings.auth_failure_limit / 60, max(settings.auth_failure_limit, 1)
+        failures_rate, failures_burst = (
+            settings.auth_failure_limit / 60,
+            max(settings.auth_failure_limit, 1),
+        )
+        self.auth_failures = SharedRateLimiter(
+            self.redis,
+            KeySpace(f"{settings.redis_prefix}:auth"),
+            rate=failures_rate,
+            burst=failures_burst,
+            local=RateLimiter(failures_rate, failures_burst),
         )
         self.ready = ReadinessProbe(
             KomboClient(self._probe_http, base_url=settings.base_url, api_key=server_key),
@@ -130,6 +165,13 @@ class GatewayState:
             max_entries=settings.cache_max_entries,
             max_bytes=settings.cache_max_bytes,
             metrics=self.metrics,
+            shared=SharedPages(
+                SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics),
+                SharedFlights(self.redis, keys),
+                keys,
+            )
+            if self.redis is not None
+            else None,
         )
 
     def cursor_key_for(self, kombo_key: str) -> bytes:
@@ -143,6 +185,10 @@ class GatewayState:
         count("retries")
 
     async def aclose(self) -> None:
+        if self.cache.shared is not None:
+            await self.cache.shared.flights.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         if self._own_http:
             await self.http.aclose()
             await self._probe_http.aclose()

@@ -134,7 +134,7 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             if not self._wants_graphiql(request):
                 request = await self._with_bounded_body(request)
-                request.state.admission = self._admit(request)
+                request.state.admission = await self._admit(request)
                 _admission.set(request.state.admission)
             response = await self.run(request)
         except GatewayError as exc:
@@ -220,7 +220,7 @@ class GraphQLView(GraphQL[Context, None]):
 
         return Request(request.scope, receive=replay)
 
-    def _admit(self, request: Request) -> Admission:
+    async def _admit(self, request: Request) -> Admission:
         """Who is calling, at what rate, for which integration.
 
         Raises:
@@ -236,12 +236,12 @@ class GraphQLView(GraphQL[Context, None]):
             trusted=gateway.settings.trusted_proxies,
         )
         set_address(address)
-        caller = self._authenticate(request, address)
+        caller = await self._authenticate(request, address)
         set_client(caller.name)
         key = caller.kombo_key
         fingerprint = credential_fingerprint(key) if key is not None else None
         rate_keys = _rate_keys(caller, fingerprint, address)
-        wait = gateway.rate_limiter.acquire(*rate_keys)
+        wait = await gateway.rate_limiter.acquire(*rate_keys)
         if wait is not None:
             raise RateLimited("Too many requests for this caller; slow down", wait)
         try:
@@ -254,7 +254,7 @@ class GraphQLView(GraphQL[Context, None]):
         set_integration(integration)
         return Admission(caller, integration, None, fingerprint, rate_keys)
 
-    def _authenticate(self, request: Request, address: str) -> Caller:
+    async def _authenticate(self, request: Request, address: str) -> Caller:
         """The caller, once its address is known to be within its allowance of failed
         authentications (`GATEWAY_AUTH_FAILURE_LIMIT`), which each failure spends.
 
@@ -266,7 +266,7 @@ class GraphQLView(GraphQL[Context, None]):
         if not gateway.access.checks_credentials:
             return gateway.access.authenticate(None)
         bucket = f"addr:{address}"
-        wait = gateway.auth_failures.wait(bucket)
+        wait = await gateway.auth_failures.wait(bucket)
         if wait is not None:
             raise RateLimited(
                 "Too many failed authentications from this address (GATEWAY_AUTH_FAILURE_LIMIT)",
@@ -277,7 +277,7 @@ class GraphQLView(GraphQL[Context, None]):
                 headers.get("authorization"), headers.get(KOMBO_KEY_HEADER)
             )
         except Unauthenticated:
-            gateway.auth_failures.acquire(bucket)
+            await gateway.auth_failures.acquire(bucket)
             raise
 
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> Any:
@@ -296,7 +296,8 @@ class GraphQLView(GraphQL[Context, None]):
             if cost > 1:
                 # At most a full bucket in all (admission took one), or it could never pay.
                 owed = min(cost - 1, limiter.burst - 1)
-                wait = limiter.acquire(*admission.rate_keys, cost=owed) if owed > 0 else None
+                if owed > 0:
+                    wait = await limiter.acquire(*admission.rate_keys, cost=owed)
             if wait is not None:
                 raise RateLimited(
                     f"Too many requests for this caller: a batch of {len(operations)} "

@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.config import ConfigError
@@ -60,6 +60,28 @@ class GatewayMetrics:
             "Reads of the upstream cache: kind page (a whole Kombo answer) or job "
             "(one job, e.g. primed from a page); result hit or miss.",
             ["kind", "result"],
+            registry=self.registry,
+        )
+        self.shared_cache_lookups = Counter(
+            "gateway_shared_cache_lookups",
+            "Reads of the cache shared through Redis (level 2, read after a miss of the "
+            "process's own cache): kind page or job; result hit or miss.",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.redis_up = Gauge(
+            "gateway_redis_up",
+            "1 while Redis answers (or none is configured: nothing to be down), 0 while "
+            "the gateway skips it after failures; with several workers, the lowest.",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
+        self.redis_up.set(1)
+        self.redis_errors = Counter(
+            "gateway_redis_errors",
+            "Redis operations that failed or took too long (each then fell back to "
+            "in-process behaviour), by operation.",
+            ["operation"],
             registry=self.registry,
         )
         self.upstream_coalesced = Counter(

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,9 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
 from gateway.upstream.budget import CallBudget
 from gateway.upstream.kombo import JOBS_PATH, JobPageFetcher, JobQuery, JobsPage, record_id
+from gateway.upstream.shared_pages import SharedPages
+
+Job = dict[str, Any]
 
 DEFAULT_MAX_ENTRIES = 5_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -73,8 +76,12 @@ class UpstreamCache:
         max_bytes: int = DEFAULT_MAX_BYTES,
         metrics: GatewayMetrics | None = None,
         timer: Callable[[], float] = time.monotonic,
+        shared: SharedPages | None = None,
     ) -> None:
         self.enabled = ttl > 0
+        #: The level-2 cache every worker and replica shares (Redis), read after a miss
+        #: of this one; None: this process shares nothing.
+        self.shared = shared if self.enabled else None
         self._metrics = metrics or GatewayMetrics()
         # Rounded up, so that max_entries entries of the floor size never exceed max_bytes.
         floor = max(1, -(-max_bytes // max(1, max_entries)))
@@ -206,10 +213,25 @@ class CachedKombo:
             )
         key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
 
-        async def load() -> tuple[JobsPage, int]:
-            page = await self._client.get_jobs_page(
+        async def fetch() -> JobsPage:
+            return await self._client.get_jobs_page(
                 integration_id, params, deadline=self.deadline, before_attempt=self._spend
             )
+
+        async def load() -> tuple[JobsPage, int]:
+            shared = self._cache.shared
+            if shared is None:
+                page = await fetch()
+            else:
+                page = await shared.page(
+                    integration_id,
+                    self._fingerprint,
+                    params,
+                    fetch,
+                    refresh=self.refresh,
+                    # Without a deadline of its own, a call waits for nobody else's.
+                    deadline=self.deadline if self.deadline is not None else time.monotonic(),
+                )
             self._prime(integration_id, page)
             return page, page["byte_size"]
 
@@ -224,6 +246,17 @@ class CachedKombo:
             self._job_key(integration_id, kombo_id), kind="job"
         )
         return job
+
+    async def shared_jobs(self, integration_id: str, kombo_ids: Sequence[str]) -> dict[str, Job]:
+        """Jobs another worker or replica primed in the shared cache (none without Redis,
+        or on `refresh`); each found is kept in this process's cache too."""
+        shared = self._cache.shared
+        if shared is None or self.refresh or not kombo_ids:
+            return {}
+        found = await shared.jobs(integration_id, self._fingerprint, kombo_ids)
+        for kombo_id, (job, size) in found.items():
+            self._cache.put(self._job_key(integration_id, kombo_id), job, size)
+        return {kombo_id: job for kombo_id, (job, _) in found.items()}
 
     def _prime(self, integration_id: str, page: JobsPage) -> None:
         results = page["results"]

@@ -191,8 +191,9 @@ class _Isolation:
 class JobLoader(DataLoader[str, "Job | None"]):
     """Batches job look-ups by Kombo ID for one integration within one request.
 
-    Jobs the process has cached (e.g. seen in a recent `jobs` page) answer without a
-    call; the rest go out together.
+    Jobs the process has cached (e.g. seen in a recent `jobs` page), then jobs another
+    worker or replica primed in the shared cache, answer without a call; the rest go
+    out together.
     """
 
     max_batch_size = MAX_PAGE_SIZE
@@ -231,6 +232,9 @@ class JobLoader(DataLoader[str, "Job | None"]):
             if job is not None:
                 found[kombo_id] = job
         missing = [kombo_id for kombo_id in unique if kombo_id not in found]
+        if missing:  # primed by another worker or replica (Redis), if any
+            found |= await self._kombo.shared_jobs(self._integration_id, missing)
+            missing = [kombo_id for kombo_id in missing if kombo_id not in found]
         self._metrics.lookups_coalesced.inc(len(found))
         unchecked: set[str] = set()
         if missing:

@@ -16,6 +16,7 @@ contract codes)::
 
     KomboError                  any failure of a Kombo call
     ├── KomboAPIError           Kombo answered with a non-200 status (envelope fields kept)
+    │   └── KomboHeldBack           not sent: Kombo's 429 delay for the integration runs
     ├── KomboTransportError     no usable answer: timeout, connection failure, unreadable body
     │   └── KomboCertificateError   Kombo's TLS certificate was not accepted
     ├── KomboBadAnswer          an answer that is not what Kombo documents (not retried)
@@ -48,6 +49,7 @@ from gateway.upstream.kombo.errors import (
     KomboBadAnswer,
     KomboCertificateError,
     KomboError,
+    KomboHeldBack,
     KomboRequestTooLong,
     KomboTransportError,
 )
@@ -80,6 +82,7 @@ __all__ = [
     "KomboCertificateError",
     "KomboClient",
     "KomboError",
+    "KomboHeldBack",
     "KomboRequestTooLong",
     "KomboTransportError",
     "api_error_from_response",

@@ -13,12 +13,14 @@ from typing import Protocol
 
 import httpx
 
+from gateway.sharing.backoff import SharedBackoff
 from gateway.upstream.kombo.envelope import api_error_from_response, redacted
 from gateway.upstream.kombo.errors import (
     KomboAnswerTooLarge,
     KomboAPIError,
     KomboBadAnswer,
     KomboCertificateError,
+    KomboHeldBack,
     KomboRequestTooLong,
     KomboTransportError,
     transport_error,
@@ -115,6 +117,7 @@ class KomboClient:
         request_timeout: float = 20.0,
         on_retry: Callable[[BaseException], None] | None = None,
         span: Callable[[str, Mapping[str, str]], AbstractContextManager[None]] | None = None,
+        backoff: SharedBackoff | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -125,6 +128,9 @@ class KomboClient:
         self._max_concurrency = max_concurrency
         self._request_timeout = request_timeout
         self._on_retry = on_retry
+        #: Kombo's "wait" per integration, held by every call (and, through Redis, by
+        #: every worker and replica); None: each call honours only its own answers.
+        self._backoff = backoff
         #: Opens a tracing span around each attempt (the app passes OpenTelemetry's).
         self._span = span or (lambda integration, params: contextlib.nullcontext())
         #: One concurrency cap per integration, alive while a call holds or awaits it:
@@ -224,6 +230,8 @@ class KomboClient:
             deadline = self._retry.clock() + self._request_timeout
 
         async def attempt(timeout: float) -> JobsPage:
+            await self._hold_if_asked(integration_id, deadline)
+            timeout = min(timeout, deadline - self._retry.clock())
             if before_attempt is not None:
                 before_attempt()
             with self._span(integration_id, params):
@@ -235,6 +243,19 @@ class KomboClient:
             )
         except DeadlineExceeded as exc:
             raise KomboTransportError(str(exc)) from None
+
+    async def _hold_if_asked(self, integration_id: str, deadline: float) -> None:
+        """Wait while Kombo's last 429 for this integration asks for quiet (learnt by this
+        process, or by another sharing Redis); raises KomboHeldBack, sending nothing,
+        when the quiet lasts past `deadline`. Waiting spends no attempt."""
+        if self._backoff is None:
+            return
+        left = await self._backoff.remaining(integration_id)
+        if left <= 0:
+            return
+        if self._retry.clock() + left >= deadline:
+            raise KomboHeldBack(left)
+        await self._retry.sleep(left)
 
     async def _get_once(
         self,
@@ -272,7 +293,10 @@ class KomboClient:
             # before reuse), and bodies that fail to decode (e.g. corrupt gzip).
             raise transport_error(exc, "no usable answer from Kombo") from None
         if response.status_code != 200:
-            raise redacted(api_error_from_response(response), self._api_key)
+            error = redacted(api_error_from_response(response), self._api_key)
+            if error.status == 429 and error.retry_after and self._backoff is not None:
+                await self._backoff.hold(integration_id, error.retry_after)
+            raise error
         try:
             return parse_jobs_page(response.content, keys)
         except ValueError as exc:

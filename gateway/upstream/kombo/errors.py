@@ -45,6 +45,24 @@ class KomboAPIError(KomboError):
         super().__init__(f"Kombo answered HTTP {status} ({code or 'no code'}): {message or title}")
 
 
+class KomboHeldBack(KomboAPIError):
+    """Not sent: Kombo answered 429 for this integration with a delay that has not passed
+    yet (to this process, or to another worker or replica sharing Redis). Reads as Kombo's
+    rate limit, which it is, with the time left as `retry_after`."""
+
+    def __init__(self, seconds_left: float) -> None:
+        super().__init__(
+            429,
+            code="PLATFORM.RATE_LIMIT_EXCEEDED",
+            title="Held back by the gateway",
+            message=(
+                "Kombo asked the gateway to wait before calling this integration again "
+                f"({seconds_left:.1f} s left)"
+            ),
+            retry_after=seconds_left,
+        )
+
+
 class KomboTransportError(KomboError):
     """No usable answer from Kombo: timeout, connection failure, a body cut short."""
 

@@ -1,0 +1,61 @@
+"""Names of the gateway's Redis keys: one place, so the rules below hold for every key.
+
+    <prefix>:{<integration>}:page:<credential digest>:<request digest>   an upstream answer
+    <prefix>:{<integration>}:job:<credential digest>:<Kombo ID>          one job, primed from a page
+    <prefix>:{<integration>}:lease:<entry key's tail>                    who is fetching it now
+    <prefix>:{<integration>}:backoff                                     Kombo said: wait
+    <prefix>:rate:<caller digest>                                        a caller's rate limit
+    <prefix>:ready                                                       pub/sub: a value landed
+
+- No key holds a secret: credentials (the Kombo key, a gateway token) appear only as
+  digests, and callers' identities too.
+- Entries never mix credentials or integrations: both are in every entry key.
+- One integration's keys share a Redis Cluster hash tag (`{integration}`), so dropping
+  an integration's entries (Kombo's data-changed webhook) is one slot's work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# What a Kombo integration ID may hold (and the gateway checks): no brace, so the ID can
+# be a hash tag as it is. Anything else (an operator's odd KOMBO_INTEGRATION_ID) is
+# digested rather than allowed to end the tag early.
+_TAG_SAFE = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+
+
+def digest(text: str, *, size: int = 32) -> str:
+    """A short hex digest naming `text` in a key (the text itself never is)."""
+    return hashlib.sha256(b"kombo-gateway redis\0" + text.encode()).hexdigest()[:size]
+
+
+class KeySpace:
+    """Every key of one gateway deployment (one prefix)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        #: The pub/sub channel on which a new value's key is announced.
+        self.ready_channel = f"{prefix}:ready"
+
+    def _integration(self, integration_id: str) -> str:
+        tag = integration_id if _TAG_SAFE.fullmatch(integration_id) else digest(integration_id)
+        return f"{self.prefix}:{{{tag}}}"
+
+    def page(self, integration_id: str, credential: str, request: str) -> str:
+        """An upstream answer: `credential` is already a digest, `request` the canonical
+        request (digested here)."""
+        return f"{self._integration(integration_id)}:page:{credential}:{digest(request)}"
+
+    def job(self, integration_id: str, credential: str, kombo_id: str) -> str:
+        return f"{self._integration(integration_id)}:job:{credential}:{digest(kombo_id)}"
+
+    def lease(self, entry_key: str) -> str:
+        """The lease on fetching `entry_key`: in its hash tag, so in its slot."""
+        return f"{entry_key}:lease"
+
+    def backoff(self, integration_id: str) -> str:
+        return f"{self._integration(integration_id)}:backoff"
+
+    def rate(self, caller: str) -> str:
+        return f"{self.prefix}:rate:{digest(caller)}"

@@ -1,0 +1,117 @@
+"""The gateway's line to Redis: bounded waits, a circuit breaker, metrics, two log lines.
+
+Usage::
+
+    link = RedisLink.from_url(url, prefix="kgw", timeout=0.1, metrics=metrics)
+    value = await link.run("cache_get", lambda redis: redis.get(key), fallback=None)
+    await link.aclose()
+
+Every Redis operation of the gateway goes through `run`, which is what makes Redis an
+optimisation and never a dependency: an operation that fails or takes longer than
+`timeout` returns `fallback` (the caller then does what it does without Redis), and
+after `failures` failures in a row the breaker skips Redis entirely for `cooldown`
+seconds, so a dead Redis costs requests nothing, not a timeout each. One log line when
+Redis goes away and one when it answers again, never one per request; the state is in
+`gateway_redis_up`, the failures in `gateway_redis_errors_total{operation}`.
+
+The URL (it may carry a password) is never logged, nor is anything Redis answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.observability.metrics import GatewayMetrics
+from gateway.sharing.breaker import BreakerState, CircuitBreaker
+
+logger = logging.getLogger("gateway.redis")
+
+T = TypeVar("T")
+
+#: Failures in a row that open the breaker, and how long it then stays open.
+BREAKER_FAILURES = 3
+BREAKER_COOLDOWN = 5.0
+
+
+class RedisLink:
+    """One process's Redis client, guarded; shared by every request of the process."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str,
+        timeout: float,
+        metrics: GatewayMetrics,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.timeout = timeout
+        self._metrics = metrics
+        self.breaker = breaker or CircuitBreaker(
+            failures=BREAKER_FAILURES, cooldown=BREAKER_COOLDOWN
+        )
+        metrics.redis_up.set(1)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str, timeout: float, metrics: GatewayMetrics
+    ) -> RedisLink:
+        """A link over a pooled client. Its own timeouts are the link's, and it does not
+        retry: the breaker decides what happens after a failure, not the client."""
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=None,
+            health_check_interval=0,
+            client_name="kombo-gateway",
+        )
+        return cls(client, prefix=prefix, timeout=timeout, metrics=metrics)
+
+    @property
+    def up(self) -> bool:
+        """Whether the last operations reached Redis (the breaker is closed)."""
+        return self.breaker.state is BreakerState.CLOSED
+
+    async def run(
+        self,
+        operation: str,
+        call: Callable[[Redis], Awaitable[T]],
+        *,
+        fallback: T,
+        timeout: float | None = None,
+    ) -> T:
+        """`call(client)`'s result, or `fallback` when Redis fails, is slow, or is being
+        skipped. `operation` names it in the metrics. `timeout` (default: the link's) may
+        only be shorter, e.g. what is left of a request's deadline."""
+        if not self.breaker.allows():
+            return fallback
+        limit = self.timeout if timeout is None else min(timeout, self.timeout)
+        try:
+            async with asyncio.timeout(max(limit, 0.0)):
+                result = await call(self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._metrics.redis_errors.labels(operation=operation).inc()
+            if self.breaker.failed():
+                self._metrics.redis_up.set(0)
+                logger.warning(
+                    "Redis is unavailable (%s): workers share nothing until it answers "
+                    "again, every request is served in-process meanwhile",
+                    type(exc).__name__,
+                )
+            return fallback
+        if self.breaker.succeeded():
+            self._metrics.redis_up.set(1)
+            logger.warning("Redis answers again: sharing resumed")
+        return result
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,371 @@
+"""The Redis side on its own, against a real `redis-server`: breaker, link, shared cache,
+leases, the GCRA limiter and the Kombo back-off (fake clocks where time matters)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.http.limits import RateLimiter
+from gateway.observability.metrics import GatewayMetrics
+from gateway.sharing.backoff import MAX_HOLD, SharedBackoff
+from gateway.sharing.breaker import BreakerState, CircuitBreaker
+from gateway.sharing.in_flight import SharedFlights
+from gateway.sharing.keys import KeySpace, digest
+from gateway.sharing.link import RedisLink
+from gateway.sharing.rate_limit import SharedRateLimiter
+from gateway.sharing.shared_cache import MAX_VALUE_BYTES, SharedCache
+from tests.redis_server import RedisServer, redis_server
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with redis_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def link(server: RedisServer) -> AsyncIterator[RedisLink]:
+    if server.process is None:
+        server.start()
+    server.flush()
+    metrics = GatewayMetrics()
+    link = RedisLink.from_url(server.url, prefix="t", timeout=0.5, metrics=metrics)
+    yield link
+    await link.aclose()
+
+
+def metric(link: RedisLink, name: str, **labels: str) -> float:
+    value = link._metrics.registry.get_sample_value(name, labels or None)
+    return value or 0.0
+
+
+KEYS = KeySpace("t")
+
+
+# --- breaker ---------------------------------------------------------------------------------
+
+
+def test_the_breaker_opens_after_failures_in_a_row_and_closes_after_a_trial():
+    clock = Clock()
+    breaker = CircuitBreaker(failures=3, cooldown=5.0, clock=clock)
+    assert not breaker.failed() and not breaker.failed()
+    breaker.succeeded()  # the count is of failures in a row
+    assert [breaker.failed() for _ in range(3)] == [False, False, True]
+    assert breaker.state is BreakerState.OPEN and not breaker.allows()
+    clock.now += 5.0
+    assert breaker.allows()  # the one trial call
+    assert breaker.state is BreakerState.HALF_OPEN and not breaker.allows()
+    assert breaker.failed() is False  # opened again (it was not closed)
+    assert not breaker.allows()
+    clock.now += 5.0
+    assert breaker.allows() and breaker.succeeded() is True
+    assert breaker.state is BreakerState.CLOSED and breaker.allows()
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def test_keys_hold_no_secret_and_share_one_integrations_hash_tag():
+    credential = digest("ks_live_SECRET")
+    page = KEYS.page("personio:ABC", credential, "GET /ats/jobs?ids=1")
+    job = KEYS.job("personio:ABC", credential, "job-1")
+    assert "SECRET" not in page + job and "ids=1" not in page
+    assert page.startswith("t:{personio:ABC}:") and job.startswith("t:{personio:ABC}:")
+    assert KEYS.lease(page).startswith("t:{personio:ABC}:")
+    assert KEYS.page("personio:ABC", credential, "x") != KEYS.page(
+        "greenhouse:ABC", credential, "x"
+    )
+    assert KEYS.page("personio:ABC", digest("other"), "x") != KEYS.page(
+        "personio:ABC", credential, "x"
+    )
+    # A brace would end the hash tag early: such an ID is digested instead.
+    assert "}" not in KEYS.backoff("odd}id").split("{", 1)[1][: -len(":backoff") - 1]
+
+
+# --- the link --------------------------------------------------------------------------------
+
+
+async def test_the_link_falls_back_when_redis_dies_logs_once_and_resumes(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+):
+    server.flush()
+    metrics = GatewayMetrics()
+    clock = Clock()
+    link = RedisLink(
+        Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2, retry=None),
+        prefix="t",
+        timeout=0.2,
+        metrics=metrics,
+        breaker=CircuitBreaker(failures=2, cooldown=1.0, clock=clock),
+    )
+    try:
+        assert await link.run("ping", lambda redis: redis.ping(), fallback=False) is True
+        server.stop()
+        with caplog.at_level(logging.WARNING, logger="gateway.redis"):
+            answers = [await link.run("ping", lambda r: r.ping(), fallback="fb") for _ in range(5)]
+        assert answers == ["fb"] * 5
+        assert not link.up
+        assert metrics.registry.get_sample_value("gateway_redis_up") == 0
+        # Two failures opened it; the other three calls were skipped, not attempted.
+        errors = metrics.registry.get_sample_value(
+            "gateway_redis_errors_total", {"operation": "ping"}
+        )
+        assert errors == 2
+        assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+        server.start()
+        assert await link.run("ping", lambda r: r.ping(), fallback="fb") == "fb"  # cooling down
+        clock.now += 1.0
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gateway.redis"):
+            assert await link.run("ping", lambda r: r.ping(), fallback="fb") is True
+        assert link.up and metrics.registry.get_sample_value("gateway_redis_up") == 1
+        assert [r.getMessage() for r in caplog.records] == ["Redis answers again: sharing resumed"]
+    finally:
+        await link.aclose()
+
+
+async def test_a_slow_redis_costs_at_most_the_timeout(link: RedisLink):
+    started = time.monotonic()
+    # DEBUG SLEEP blocks the server for 1 s; the link gives up after its 0.5 s.
+    answer = await link.run(
+        "sleep", lambda r: r.execute_command("DEBUG", "SLEEP", "1"), fallback="fb"
+    )
+    assert answer == "fb" and time.monotonic() - started < 0.9
+    await asyncio.sleep(0.6)  # let the server wake before the next test
+
+
+async def test_the_url_and_its_password_never_reach_the_log(caplog: pytest.LogCaptureFixture):
+    metrics = GatewayMetrics()
+    link = RedisLink.from_url(
+        "redis://:hunter2-password@127.0.0.1:1/0", prefix="t", timeout=0.1, metrics=metrics
+    )
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(4):
+            await link.run("ping", lambda r: r.ping(), fallback=None)
+    await link.aclose()
+    assert caplog.records and "hunter2" not in caplog.text
+
+
+# --- the shared cache -------------------------------------------------------------------------
+
+
+async def test_shared_values_expire_with_the_cache_ttl(link: RedisLink):
+    cache = SharedCache(link, ttl=0.2, metrics=link._metrics)
+    await cache.put("t:{i:1}:page:a", b"payload")
+    assert await cache.get("t:{i:1}:page:a", kind="page") == b"payload"
+    assert 0 < await link.client.pttl("t:{i:1}:page:a") <= 200
+    await asyncio.sleep(0.3)
+    assert await cache.get("t:{i:1}:page:a", kind="page") is None
+    assert metric(link, "gateway_shared_cache_lookups_total", kind="page", result="hit") == 1
+    assert metric(link, "gateway_shared_cache_lookups_total", kind="page", result="miss") == 1
+
+
+async def test_many_values_in_one_round_trip_and_oversized_ones_are_not_shared(link: RedisLink):
+    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    await cache.put_many({"t:{i:1}:job:a": b"A", "t:{i:1}:job:b": b"B"})
+    await cache.put("t:{i:1}:page:huge", b"x" * (MAX_VALUE_BYTES + 1))
+    found = await cache.get_many(["t:{i:1}:job:a", "t:{i:1}:job:x", "t:{i:1}:job:b"], kind="job")
+    assert found == [b"A", None, b"B"]
+    assert await cache.get("t:{i:1}:page:huge", kind="page") is None
+
+
+# --- in-flight leases --------------------------------------------------------------------------
+
+
+async def test_one_process_holds_the_lease_and_a_waiter_wakes_when_the_value_lands(
+    link: RedisLink,
+):
+    flights = SharedFlights(link, KEYS, lease=5.0)
+    other = SharedFlights(link, KEYS, lease=5.0)  # another process's
+    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    key = KEYS.page("i:1", "fp", "q")
+    mine = await flights.claim(key)
+    theirs = await other.claim(key)
+    assert mine.held and not theirs.held
+
+    async def land() -> None:
+        await asyncio.sleep(0.2)
+        await cache.put(key, b"answer")
+        await flights.landed(key, mine)
+
+    started = time.monotonic()
+    landing = asyncio.create_task(land())
+    value = await other.wait(
+        key, read=lambda: cache.get(key, kind="page"), deadline=time.monotonic() + 5
+    )
+    await landing
+    assert value == b"answer" and time.monotonic() - started < 1.0
+    assert (await other.claim(key)).held  # the lease was freed
+    await other.aclose()
+    await flights.aclose()
+
+
+async def test_a_holder_that_dies_frees_its_lease_by_expiry(link: RedisLink):
+    dying = SharedFlights(link, KEYS, lease=0.3)
+    waiter = SharedFlights(link, KEYS, lease=0.3)
+    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    key = KEYS.page("i:1", "fp", "q2")
+    assert (await dying.claim(key)).held  # and never lands
+    started = time.monotonic()
+    value = await waiter.wait(
+        key, read=lambda: cache.get(key, kind="page"), deadline=time.monotonic() + 5
+    )
+    assert value is None and 0.2 < time.monotonic() - started < 1.5
+    assert (await waiter.claim(key)).held
+    await waiter.aclose()
+
+
+async def test_a_waiter_never_waits_past_its_deadline(link: RedisLink):
+    holder = SharedFlights(link, KEYS, lease=30)
+    waiter = SharedFlights(link, KEYS, lease=30)
+    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    key = KEYS.page("i:1", "fp", "q3")
+    assert (await holder.claim(key)).held
+    started = time.monotonic()
+    value = await waiter.wait(
+        key, read=lambda: cache.get(key, kind="page"), deadline=time.monotonic() + 0.3
+    )
+    assert value is None and time.monotonic() - started < 0.8
+    await waiter.aclose()
+
+
+# --- the shared rate limit --------------------------------------------------------------------
+
+
+async def test_the_shared_limit_admits_a_burst_then_the_rate_like_the_local_bucket(link: RedisLink):
+    limiter = SharedRateLimiter(link, KEYS, rate=5, burst=3, local=RateLimiter(5, 3))
+    other = SharedRateLimiter(link, KEYS, rate=5, burst=3, local=RateLimiter(5, 3))
+    answers = [await limiter.acquire("token:web"), await other.acquire("token:web")]
+    answers.append(await limiter.acquire("token:web"))
+    refused = await other.acquire("token:web")  # the fourth, on either process
+    assert answers == [None, None, None]
+    assert refused is not None and 0.1 < refused <= 0.2
+    assert await limiter.acquire("token:other") is None  # callers are separate
+    await asyncio.sleep(refused)
+    assert await other.acquire("token:web") is None
+
+
+async def test_several_callers_pay_together_or_not_at_all_and_wait_takes_nothing(
+    link: RedisLink,
+):
+    limiter = SharedRateLimiter(link, KEYS, rate=1, burst=2, local=RateLimiter(1, 2))
+    assert await limiter.acquire("key:a", "addr:1", cost=2) is None
+    assert await limiter.acquire("key:b", "addr:1") is not None  # addr:1 is spent
+    assert await limiter.acquire("key:b") is None  # and key:b paid nothing above
+    assert await limiter.wait("key:c") is None
+    assert await limiter.wait("key:c") is None  # asking twice took nothing
+    assert await limiter.acquire("key:c", cost=5) is None  # a cost over the burst is capped
+
+
+async def test_the_limiter_falls_back_to_the_process_bucket_without_redis(server: RedisServer):
+    metrics = GatewayMetrics()
+    link = RedisLink.from_url(server.url, prefix="t", timeout=0.2, metrics=metrics)
+    limiter = SharedRateLimiter(link, KEYS, rate=1, burst=1, local=RateLimiter(1, 1))
+    server.stop()
+    try:
+        assert await limiter.acquire("token:web") is None
+        assert await limiter.acquire("token:web") is not None  # the local bucket holds
+    finally:
+        server.start()
+        await link.aclose()
+
+
+# --- the Kombo back-off ----------------------------------------------------------------------
+
+
+async def test_a_hold_reaches_other_processes_and_is_only_ever_extended(link: RedisLink):
+    here = SharedBackoff(link, KEYS)
+    there = SharedBackoff(link, KEYS)
+    await here.hold("personio:X", 2.0)
+    assert 1.5 < await there.remaining("personio:X") <= 2.0
+    await there.hold("personio:X", 0.5)  # shorter: changes nothing
+    assert await here.remaining("personio:X") > 1.5
+    assert await there.remaining("greenhouse:Y") == 0.0
+    await here.hold("personio:X", 10 * MAX_HOLD)  # a hostile Retry-After is capped
+    assert await there.remaining("personio:X") <= MAX_HOLD
+
+
+async def test_a_process_keeps_its_own_holds_without_redis():
+    clock = Clock()
+    backoff = SharedBackoff(None, KEYS, clock=clock)
+    await backoff.hold("personio:X", 3.0)
+    assert await backoff.remaining("personio:X") == 3.0
+    clock.now += 3.0
+    assert await backoff.remaining("personio:X") == 0.0
+
+
+async def test_a_live_holder_keeps_its_lease_past_the_lease_time(link: RedisLink):
+    holder = SharedFlights(link, KEYS, lease=0.3)
+    other = SharedFlights(link, KEYS, lease=0.3)
+    key = KEYS.page("i:1", "fp", "slow")
+    lease = await holder.claim(key)
+    async with holder.holding(key, lease):
+        await asyncio.sleep(0.8)  # a slow fetch: renewed every 0.1 s
+        assert not (await other.claim(key)).held
+    assert (await other.claim(key)).held  # landed: freed at once
+    await holder.aclose()
+
+
+# --- the ACL a gateway needs (as deploy/compose.yaml documents it) ------------------------------
+
+
+def documented_acl() -> list[str]:
+    """The gateway's ACL user, as deploy/compose.yaml starts Redis with it."""
+    compose = (Path(__file__).resolve().parent.parent / "deploy" / "compose.yaml").read_text()
+    [line] = [line for line in compose.splitlines() if "--user kombo-gateway on" in line]
+    return line.replace("${REDIS_PASSWORD}", "acl-password").split()
+
+
+async def test_the_documented_acl_is_all_the_gateway_needs():
+    arguments = ("--user", "default", "off", *documented_acl())
+    with redis_server(arguments=arguments) as server:
+        metrics = GatewayMetrics()
+        url = f"redis://kombo-gateway:acl-password@127.0.0.1:{server.port}/0"
+        link = RedisLink.from_url(url, prefix="kgw", timeout=1.0, metrics=metrics)
+        keys = KeySpace("kgw")
+        cache = SharedCache(link, ttl=30, metrics=metrics)
+        key = keys.page("personio:X", "fp", "q")
+        flights, other = SharedFlights(link, keys), SharedFlights(link, keys)
+        lease = await flights.claim(key)
+        waiting = asyncio.create_task(
+            other.wait(key, read=lambda: cache.get(key, kind="page"), deadline=time.monotonic() + 5)
+        )
+        async with flights.holding(key, lease):
+            await cache.put(key, b"page")
+            await cache.put_many({keys.job("personio:X", "fp", "1"): b"job"})
+        assert await waiting == b"page"
+        assert await cache.get_many([keys.job("personio:X", "fp", "1")], kind="job") == [b"job"]
+        limiter = SharedRateLimiter(link, keys, rate=1, burst=1, local=RateLimiter(1, 1))
+        assert await limiter.acquire("token:a") is None
+        assert await limiter.acquire("token:a") is not None
+        backoff = SharedBackoff(link, keys)
+        await backoff.hold("personio:X", 5)
+        assert await SharedBackoff(link, keys).remaining("personio:X") > 4
+        errors = metrics.registry.get_sample_value(
+            "gateway_redis_errors_total", {"operation": "lease"}
+        )
+        assert link.up and not errors
+        for operation in ("cache_get", "cache_put", "rate_limit", "backoff"):
+            labels = {"operation": operation}
+            assert not metrics.registry.get_sample_value("gateway_redis_errors_total", labels)
+        # And the user can touch nothing outside its prefix.
+        outside = await link.run("probe", lambda r: r.set("other:key", b"x"), fallback="refused")
+        assert outside == "refused"
+        await flights.aclose()
+        await other.aclose()
+        await link.aclose()
