@@ -67,7 +67,7 @@ def test_a_megabyte_document_is_refused_before_it_is_lexed():
         " bytes: pass values as variables rather than writing them into it"
     )
     assert elapsed < 0.01
-    assert len(prepared._entries) == 0
+    assert len(prepared.cache) == 0
 
 
 @pytest.mark.parametrize(

@@ -69,4 +69,4 @@ def test_parse_limits_apply_and_syntax_errors_are_not_kept():
         documents.document("{ jobs { nodes { id name status postUrl remoteId } } }")
     with pytest.raises(GraphQLSyntaxError, match="Syntax Error"):
         documents.document("{ }")  # empty selection sets are refused, as the spec says
-    assert len(documents._entries) == 0
+    assert len(documents.cache) == 0

@@ -5,7 +5,6 @@
     ├── errors(query, ...)         shape check, then validation (overlap checks bounded)
     └── cost(query)                what a request carrying `query` owes the rate limit
     OperationExtension             per request: drives the above, codes every error
-    WeighedLRU                     the LRU both this module and `projection` bound with
 
 What it does per operation:
 - refuses a document longer than `max_document_bytes` before lexing it (a megabyte of
@@ -43,11 +42,8 @@ both caches are keyed by a digest of the query text.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import suppress
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Final
 
 from graphql import (
     ASTValidationRule,
@@ -68,6 +64,7 @@ from strawberry.schema.schema import validate_document
 
 from gateway.errors import Phase, code_error
 from gateway.observability.observability import record_error_codes, set_operation
+from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.document_shape import ShapeLimits, shape_problem
 
 #: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
@@ -91,56 +88,6 @@ OVERLAP_BUDGET: Final = 5_000
 #: validation error kept with it (message aside). Measured with tracemalloc: 450-560.
 _BYTES_PER_TOKEN: Final = 600
 _BYTES_PER_ERROR: Final = 1_000
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class WeighedLRU(Generic[K, V]):
-    """An LRU bounded in entries and in the bytes its entries are said to weigh.
-
-    Usage::
-
-        cache = WeighedLRU[bytes, str](entries=512, max_bytes=64 << 20)
-        cache.put(b"key", "value", weight=1_000)   # evicts the least recently used
-        cache.get(b"key", None)                    # "value", now the most recent
-
-    An entry weighing more than `max_bytes` alone is not kept. Reads take no lock (a
-    concurrent eviction is harmless); writes do, so that the totals stay exact.
-    """
-
-    def __init__(self, entries: int, max_bytes: int) -> None:
-        self.entries = entries
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: K, default: Any) -> Any:
-        """The value at `key` (then the most recently used), or `default`."""
-        item = self._items.get(key)
-        if item is None:
-            return default
-        with suppress(KeyError):  # evicted meanwhile by another thread
-            self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: K, value: V, weight: int) -> None:
-        """Keep `value` at `key` (replacing what was there), then evict to the bounds."""
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.bytes -= old[1]
-            if weight > self.max_bytes:
-                return
-            self._items[key] = (value, weight)
-            self.bytes += weight
-            while len(self._items) > self.entries or self.bytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self.bytes -= dropped
 
 
 class DocumentTooLarge(GraphQLError):
@@ -204,7 +151,8 @@ class PreparedDocuments:
         self.max_tokens = max_tokens
         self.shape = shape
         self.max_document_bytes = max_document_bytes
-        self._entries: WeighedLRU[bytes, _Prepared] = WeighedLRU(size, max_bytes)
+        #: The kept documents by digest of their text (read `len(cache)`, `cache.bytes`).
+        self.cache: BoundedCache[bytes, _Prepared] = BoundedCache(entries=size, max_bytes=max_bytes)
 
     def document(self, query: str) -> DocumentNode:
         """The parsed document of `query`.
@@ -219,12 +167,12 @@ class PreparedDocuments:
                 f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes}"
                 " bytes: pass values as variables rather than writing them into it"
             )
-        entry: _Prepared | None = self._entries.get(key, None)
+        entry = self.cache.get(key)
         if entry is not None:
             return entry.document
         document, tokens = _parse(query, self.max_tokens)
         entry = _Prepared(document, size + _BYTES_PER_TOKEN * tokens)
-        self._entries.put(key, entry, entry.weight)
+        self.cache.put(key, entry, entry.weight)
         return document
 
     def errors(
@@ -242,7 +190,7 @@ class PreparedDocuments:
         size for a document built to be; the shape check is linear and iterative.
         """
         key, _ = self._digest(query)
-        entry: _Prepared | None = self._entries.get(key, None) if key is not None else None
+        entry = self.cache.get(key) if key is not None else None
         if entry is not None and entry.document is document and entry.rules == rules:
             assert entry.errors is not None
             return entry.errors
@@ -256,7 +204,7 @@ class PreparedDocuments:
             if entry.errors is None:  # weighed once: a validation for other rules is alike
                 entry.weight += sum(_BYTES_PER_ERROR + 2 * len(e.message) for e in errors)
             entry.errors, entry.rules = errors, rules
-            self._entries.put(key, entry, entry.weight)  # evicts if it grew too heavy
+            self.cache.put(key, entry, entry.weight)  # evicts if it grew too heavy
         return errors
 
     def cost(self, query: str | None) -> int:
@@ -266,7 +214,7 @@ class PreparedDocuments:
         if not query:
             return 1
         key, size = self._digest(query)
-        if key is None or self._entries.get(key, None) is not None:
+        if key is None or self.cache.get(key) is not None:
             return 1
         return max(1, -(-size // COST_BYTES))
 

@@ -67,6 +67,7 @@ the standard path, correct and slower, until the budget has refilled.
 
 from __future__ import annotations
 
+import enum
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -99,8 +100,9 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import UpstreamDataError
+from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.ids import JOB_TYPE, global_id
-from gateway.schema.operation import WeighedLRU, text_digest
+from gateway.schema.operation import text_digest
 
 Projector = Callable[[dict[str, Any], Any], dict[str, Any]]
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -430,14 +432,16 @@ class ProjectingExecutionContext(GatewayExecutionContext):
             # No text to name the nodes by: ids, valid while this execution holds them.
             key: Any = (return_type.name, tuple(id(detail.node) for detail in details), values)
             if document.local is None:
-                document.local = WeighedLRU(PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES)
+                document.local = BoundedCache(
+                    entries=PROJECTOR_CACHE_SIZE, max_bytes=PROJECTOR_CACHE_BYTES
+                )
             cache = document.local
         else:
             key = (return_type.name, document.digest, positions, values)
             cache = document.shared.cache
-        projector = cache.get(key, _MISSING)
-        if projector is not _MISSING:
-            return projector  # type: ignore[no-any-return]
+        projector = cache.get(key, _Missing.MISSING)
+        if projector is not _Missing.MISSING:
+            return projector
         budget = document.shared.budget
         if not budget.allows():
             return None  # not kept: compiled once the budget allows
@@ -472,7 +476,12 @@ class ProjectingExecutionContext(GatewayExecutionContext):
         return compiler.build(name), compiler.size
 
 
-_MISSING: Any = object()
+class _Missing(enum.Enum):
+    """Not in the cache (None there means: not compiled)."""
+
+    MISSING = enum.auto()
+
+
 #: Compiled projectors of one schema, at most, and the memory they may take by
 #: estimate: a projector takes 3.5-5 times its source (code object, namespace), measured.
 PROJECTOR_CACHE_SIZE: Final = 2048
@@ -529,8 +538,8 @@ class _Projectors:
     """One schema's compiled projectors and compile budget."""
 
     def __init__(self) -> None:
-        self.cache: WeighedLRU[Any, Projector | None] = WeighedLRU(
-            PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES
+        self.cache: BoundedCache[Any, Projector | None] = BoundedCache(
+            entries=PROJECTOR_CACHE_SIZE, max_bytes=PROJECTOR_CACHE_BYTES
         )
         self.budget = CompileBudget(COMPILE_SHARE, COMPILE_BURST)
 
@@ -561,7 +570,7 @@ class _Document:
         self.directive_variables = directive_variables
         self.shared = shared
         #: Projectors of this execution only (nodes without offsets), made when needed.
-        self.local: WeighedLRU[Any, Projector | None] | None = None
+        self.local: BoundedCache[Any, Projector | None] | None = None
 
 
 def _positions(details: Any) -> tuple[int, ...] | None:
@@ -577,8 +586,8 @@ def _positions(details: Any) -> tuple[int, ...] | None:
 
 #: (digest of a document's text, offset of an operation in it) -> the variables its
 #: `@skip`/`@include` read. Keys hold no document; values are a few names.
-_DIRECTIVE_VARIABLES: WeighedLRU[tuple[bytes, int], tuple[str, ...]] = WeighedLRU(
-    PROJECTOR_CACHE_SIZE, 4 * 1024 * 1024
+_DIRECTIVE_VARIABLES: BoundedCache[tuple[bytes, int], tuple[str, ...]] = BoundedCache(
+    entries=PROJECTOR_CACHE_SIZE, max_bytes=4 * 1024 * 1024
 )
 
 
@@ -588,7 +597,7 @@ def _directive_variables(
     """Names of the variables that `@skip`/`@include` read: they change what is selected."""
     key = (digest, operation.loc.start) if digest is not None and operation.loc else None
     if key is not None:
-        cached: tuple[str, ...] | None = _DIRECTIVE_VARIABLES.get(key, None)
+        cached = _DIRECTIVE_VARIABLES.get(key)
         if cached is not None:
             return cached
     names: set[str] = set()

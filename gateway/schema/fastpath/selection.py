@@ -28,8 +28,9 @@ from graphql import (
     SelectionSetNode,
 )
 
+from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.fastpath.projection import source_key
-from gateway.schema.operation import WeighedLRU, text_digest
+from gateway.schema.operation import text_digest
 
 _MEMO_SIZE = 1024
 #: A memo entry's size by estimate (key, a frozenset of a dozen keys), for the byte bound.
@@ -51,8 +52,8 @@ class ConnectionReads:
 #: Reads by (digest of the document's text, where the `jobs` field nodes start in it):
 #: names a selection without holding its nodes, whose document would stay alive (and
 #: its text) long after the prepared-document cache let it go.
-_memo: WeighedLRU[tuple[bytes, tuple[int, ...]], ConnectionReads] = WeighedLRU(
-    _MEMO_SIZE, _MEMO_BYTES
+_memo: BoundedCache[tuple[bytes, tuple[int, ...]], ConnectionReads] = BoundedCache(
+    entries=_MEMO_SIZE, max_bytes=_MEMO_BYTES
 )
 
 
@@ -62,7 +63,7 @@ def connection_reads(info: Any) -> ConnectionReads:
     nodes = tuple(raw.field_nodes)
     key = _memo_key(nodes)
     if key is not None:
-        memo: ConnectionReads | None = _memo.get(key, None)
+        memo = _memo.get(key)
         if memo is not None:
             return memo
     reads = _compute(nodes, raw.fragments, raw.schema)
