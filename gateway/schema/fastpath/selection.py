@@ -29,7 +29,7 @@ from graphql import (
 )
 
 from gateway.schema.bounded_cache import BoundedCache
-from gateway.schema.fastpath.projection import source_key
+from gateway.schema.fastpath.fields import field_spec
 from gateway.schema.operation import text_digest
 
 _MEMO_SIZE = 1024
@@ -107,7 +107,8 @@ def _compute(
             if name == _TYPENAME:
                 continue
             graphql_field = job_type.fields.get(name)
-            key = None if graphql_field is None else source_key(graphql_field)
+            spec = None if graphql_field is None else field_spec(graphql_field)
+            key = None if spec is None else spec.source_key
             if key is None:
                 return ConnectionReads(edges=edges, job_keys=None)
             keys.add(key)
