@@ -21,15 +21,15 @@ from graphql import (
     OperationDefinitionNode,
     parse,
 )
-from graphql.execution.collect_fields import FieldDetails
 
 from gateway.schema import build_schema
 from gateway.schema.fastpath.compiler import Projector, ProjectorCompiler, tag_dispatch
 from gateway.schema.fastpath.fields import field_spec
 from gateway.schema.fastpath.projection import kombo_shapes, strict_serializer
 from gateway.schema.fastpath.specs import KeySpec, ListSpec, QuestionsSpec, TypeTag
+from gateway.schema.private_api import FieldDetails, graphql_schema
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 
 
 def test_every_field_of_kombos_types_has_a_spec():

@@ -10,8 +10,9 @@ from gateway.schema import build_schema
 from gateway.schema import operation as operation_module
 from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.operation import PreparedDocuments
+from gateway.schema.private_api import graphql_schema
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 RULES = tuple(specified_rules)
 
 

@@ -54,18 +54,23 @@ from graphql import (
     OperationDefinitionNode,
     OverlappingFieldsCanBeMergedRule,
     Source,
-    Token,
     ValidationContext,
 )
 from graphql.language import Lexer
-from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from gateway.errors import Phase, code_error
 from gateway.observability.observability import record_error_codes, set_operation
 from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.document_shape import ShapeLimits, shape_problem
+from gateway.schema.private_api import (
+    graphql_schema,
+    parser,
+    provided_operation_name,
+    set_overlap_budget,
+    unlink_tokens,
+    validate_document,
+)
 
 #: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
 #: GraphiQL's introspection query is ~1.6 KB, the benchmark's 60 look-ups ~8 KB, the
@@ -99,7 +104,7 @@ class _BoundedOverlaps(OverlappingFieldsCanBeMergedRule):
 
     def __init__(self, context: ValidationContext) -> None:
         super().__init__(context)
-        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+        set_overlap_budget(self, OVERLAP_BUDGET)
 
 
 def _bounded(rules: Sequence[type[ASTValidationRule]]) -> tuple[type[ASTValidationRule], ...]:
@@ -276,37 +281,23 @@ def _parse(query: str, max_tokens: int) -> tuple[DocumentNode, int]:
     """
     lexer = Lexer(Source(query))
     first = lexer.token
-    parser = Parser(
-        lexer.source, max_tokens=max_tokens, allow_empty_selection_sets=False, lexer=lexer
-    )
+    document_parser = parser(lexer, max_tokens=max_tokens, allow_empty_selection_sets=False)
     document = None
     try:
-        document = parser.parse_document()
+        document = document_parser.parse_document()
     except RecursionError:
         pass  # raised below, without the frames of the recursion
     except GraphQLError as error:
         error.__traceback__ = None
         raise
     finally:
-        tokens = _unlink_tokens(first)
+        tokens = unlink_tokens(first)
     if document is None:
         position = lexer.token.start
         raise GraphQLSyntaxError(
             lexer.source, position, "Document is nested too deeply. Parsing aborted."
         )
     return document, tokens
-
-
-def _unlink_tokens(first: Token) -> int:
-    """Counts the tokens from `first` on, unlinking each from the one before it (nothing
-    reads `Token.prev`), so that they are freed as soon as nothing uses them."""
-    count = 0
-    token: Token | None = first
-    while token is not None:
-        count += 1
-        token.prev = None
-        token = token.next
-    return count
 
 
 class OperationExtension(SchemaExtension):
@@ -346,13 +337,13 @@ class OperationExtension(SchemaExtension):
         if context.pre_execution_errors is None and context.graphql_document is not None:
             context.pre_execution_errors = self._documents.errors(
                 context.query or "",
-                context.schema._schema,
+                graphql_schema(context.schema),
                 context.graphql_document,
                 tuple(context.validation_rules),
             )
             # `operation_name` falls back to the first operation's name: what the request
-            # named is only in this attribute (Strawberry is pinned).
-            if not context.pre_execution_errors and context._provided_operation_name is None:
+            # named only Strawberry's private attribute says (`provided_operation_name`).
+            if not context.pre_execution_errors and provided_operation_name(context) is None:
                 context.pre_execution_errors = _unnamed_choice(context.graphql_document)
         yield
         if context.pre_execution_errors:

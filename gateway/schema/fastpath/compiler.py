@@ -49,11 +49,11 @@ from graphql import (
     GraphQLScalarType,
     GraphQLUnionType,
 )
-from graphql.execution.collect_fields import FieldDetails
 
 from gateway.schema.fastpath.fields import field_spec
 from gateway.schema.fastpath.specs import TypeTag
 from gateway.schema.ids import global_id
+from gateway.schema.private_api import FieldDetails
 
 #: A compiled projector: (Kombo's dict, the siblings it may search) -> the completed result.
 Projector = Callable[[dict[str, Any], Any], dict[str, Any]]

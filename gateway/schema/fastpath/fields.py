@@ -12,29 +12,29 @@ dict differently cannot be read one way by one of them and another way by anothe
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from graphql import GraphQLField
 
 from gateway.schema.fastpath.specs import PROJECTION, FieldSpec, KeySpec, ResolverSpec
+from gateway.schema.private_api import parent_only_resolver, plain_key, strawberry_field
 
 
 def field_spec(field: GraphQLField) -> FieldSpec | None:
     """The field's spec: declared on it (`spec_metadata`), else a `KeySpec` of its Python
     name for a field without a resolver, else a `ResolverSpec` for a resolver of the
     parent dict alone. None: a field compiled code cannot read (one of another schema, a
-    resolver wanting arguments or `info`); its type takes the standard path."""
-    definition: Any = field.extensions.get("strawberry-definition")
+    resolver wanting arguments or `info`, which must declare a spec instead); its type
+    takes the standard path."""
+    definition = strawberry_field(field)
     if definition is None:
         return None
-    declared = (definition.metadata or {}).get(PROJECTION)
+    metadata: Mapping[str, object] = definition.metadata or {}
+    declared = metadata.get(PROJECTION)
     if isinstance(declared, FieldSpec):
         return declared
-    resolver = definition.base_resolver
-    if resolver is None:
-        return KeySpec(definition.python_name)
-    # A resolver of its parent dict alone can be called as is; one wanting `info`
-    # must declare what it does (a spec) or its type takes the standard path.
-    if resolver.arguments or resolver.info_parameter or resolver.root_parameter is None:
-        return None
-    return ResolverSpec(resolver.wrapped_func)
+    key = plain_key(definition)
+    if key is not None:
+        return KeySpec(key)
+    function = parent_only_resolver(definition)
+    return None if function is None else ResolverSpec(function)

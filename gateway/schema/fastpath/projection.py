@@ -46,6 +46,11 @@ declared on the field where its resolver does more than `source.get(name)`, so t
 compiled code, the keys a type requires (`kombo_shapes`) and the keys a `jobs` page
 keeps (`selection`) cannot disagree.
 
+What this takes of graphql-core's and Strawberry's internals (the completion methods
+overridden here, graphql-core's field collection, the coerced variables, Strawberry's
+field definitions) goes through `gateway.schema.private_api`, checked by
+`tests/test_private_api.py`.
+
 Exactness: the code does what the resolvers and `GatewayExecutionContext` do on good
 data (the same resolver functions where a field has one, the same strict scalar
 checks, the same union `is_type_of` order). Anything unusual, a null in a non-null
@@ -91,9 +96,7 @@ from graphql import (
     GraphQLSchema,
     GraphQLUnionType,
     get_named_type,
-    located_error,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from graphql.language import (
     DirectiveNode,
     OperationDefinitionNode,
@@ -102,7 +105,6 @@ from graphql.language import (
 )
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import UpstreamDataError
 from gateway.schema.bounded_cache import BoundedCache
@@ -111,6 +113,14 @@ from gateway.schema.fastpath.fields import field_spec
 from gateway.schema.ids import JOB_TYPE
 from gateway.schema.kombo_values import WrongValueType, json_kind
 from gateway.schema.operation import text_digest
+from gateway.schema.private_api import (
+    ExecutorBase,
+    FieldDetails,
+    coerced_variables,
+    collect_subfields,
+    plain_details,
+    report_keeping_value,
+)
 
 #: The JSON types Kombo sends for each built-in scalar (bool is not an int here: a
 #: `type()` check, not `isinstance`). DateTime and JSON: their serializers decide.
@@ -214,7 +224,7 @@ def _strict(type_: GraphQLLeafType) -> Callable[[Any], Any]:
     return serialize
 
 
-class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class GatewayExecutionContext(ExecutorBase):
     """graphql-core's executor, checking Kombo's data where graphql-core would fail on
     it (see the module docstring). Costs nothing on values that are right, beyond one
     type check per leaf, object and list: the work is where they are wrong."""
@@ -326,11 +336,7 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def report(self, field_details_list: Any, path: Path, message: str) -> None:
         """Add an UPSTREAM_ERROR at `path` without nulling the field: its value stands."""
-        errors = self.collected_errors
-        if errors.has_nulled_position(path):
-            return
-        nodes = [detail.node for detail in field_details_list]
-        errors.errors.append(located_error(UpstreamDataError(message), nodes, path.as_list()))
+        report_keeping_value(self, UpstreamDataError(message), field_details_list, path)
 
     def handle_field_error(
         self,
@@ -392,13 +398,10 @@ class ProjectingExecutionContext(GatewayExecutionContext):
             metrics.fastpath_fallbacks.labels(reason=reason).inc()
 
     def _projector(self, return_type: GraphQLObjectType, details: Any) -> Projector | None:
-        if any(
-            detail.defer_usage is not None or detail.fragment_variable_values is not None
-            for detail in details
-        ):
+        if not plain_details(details):
             return None
         document = self._document or self._learn_document()
-        coerced = self.variable_values.coerced
+        coerced = coerced_variables(self)
         values = tuple(coerced.get(name) for name in document.directive_variables)
         positions = _positions(details) if document.digest is not None else None
         if positions is None:
@@ -460,18 +463,10 @@ class ProjectingExecutionContext(GatewayExecutionContext):
         Raises:
             NotProjectable: the selection defers some of its fields (`@defer`).
         """
-        collected = collect_subfields(
-            self.schema,
-            self.fragments,
-            self.variable_values,
-            self.operation,
-            type_,
-            details,
-            self.hide_suggestions,
-        )
-        if collected.new_defer_usages:
+        grouped, deferred = collect_subfields(self, type_, details)
+        if deferred:
             raise NotProjectable
-        return collected.grouped_field_set
+        return grouped
 
 
 class _Missing(enum.Enum):

@@ -6,7 +6,7 @@ the selected fields read (when no cache keeps a page, only those are decoded: se
 `kombo.parse_jobs_page`). Strawberry's public `info.selected_fields` rebuilds the whole
 selection on every call, about 1.3 ms for every field of a job; parsed documents are
 cached, so the answer is computed once per document from graphql-core's nodes (reached
-through Strawberry's `_raw_info`; the version is pinned) and remembered.
+through Strawberry's private `_raw_info`: `private_api.graphql_info`) and remembered.
 
 Fragments count whatever their type condition or `@include`/`@skip`: reading a key too
 many is harmless, one too few is not.
@@ -31,6 +31,7 @@ from graphql import (
 from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.fastpath.fields import field_spec
 from gateway.schema.operation import text_digest
+from gateway.schema.private_api import graphql_info
 
 _MEMO_SIZE = 1024
 #: A memo entry's size by estimate (key, a frozenset of a dozen keys), for the byte bound.
@@ -59,7 +60,7 @@ _memo: BoundedCache[tuple[bytes, tuple[int, ...]], ConnectionReads] = BoundedCac
 
 def connection_reads(info: Any) -> ConnectionReads:
     """`ConnectionReads` of the `jobs` field `info` resolves (a `strawberry.Info`)."""
-    raw = info._raw_info
+    raw = graphql_info(info)
     nodes = tuple(raw.field_nodes)
     key = _memo_key(nodes)
     if key is not None:
