@@ -8,6 +8,8 @@ lookup only when the members' tags say exactly what asking each in turn would.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -147,3 +149,34 @@ def test_tags_covering_the_union_exactly_dispatch_by_lookup():
 )
 def test_other_tags_are_asked_in_turn(tags: tuple[TypeTag, ...]):
     assert tag_dispatch(union(*tags)) is None
+
+
+def gateway_imports(module: str) -> set[str]:
+    """The gateway modules `module` imports, transitively (from the source; the packages'
+    own `__init__` modules, which import everything below them, are not followed)."""
+    root = Path(__file__).resolve().parent.parent
+    seen: set[str] = set()
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = root / (name.replace(".", "/") + ".py")
+        if name in seen or not path.exists():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                pending.append(node.module)
+            elif isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names]
+    return {name for name in seen if name.startswith("gateway.")} - {module}
+
+
+@pytest.mark.parametrize("module", ["gateway.schema.types", "gateway.schema.enums"])
+def test_the_data_types_declare_specs_without_importing_the_executor(module: str):
+    imported = gateway_imports(module)
+    assert "gateway.schema.fastpath.specs" in imported
+    assert not imported & {
+        "gateway.schema.fastpath.projection",
+        "gateway.schema.fastpath.compiler",
+        "gateway.schema.private_api",
+    }, imported
