@@ -36,6 +36,7 @@ from gateway.schema.operation import (
     DocumentTooLarge,
     PreparedDocuments,
 )
+from gateway.schema.private_api import graphql_schema
 from tests.support import GraphQLClient, Upstream, error_codes, fragment_chain, serve
 from tests.test_projection import SOURCE_JOBS, context, fallbacks
 
@@ -67,7 +68,7 @@ def test_a_megabyte_document_is_refused_before_it_is_lexed():
         " bytes: pass values as variables rather than writing them into it"
     )
     assert elapsed < 0.01
-    assert len(prepared._entries) == 0
+    assert len(prepared.cache) == 0
 
 
 @pytest.mark.parametrize(
@@ -245,7 +246,7 @@ def test_a_selection_too_large_to_compile_takes_the_standard_path():
 
 def test_past_its_compile_budget_a_schema_serves_new_selections_the_standard_way():
     schema = build_schema()
-    budget = _projectors_of(schema._schema).budget
+    budget = _projectors_of(graphql_schema(schema)).budget
     metrics = GatewayMetrics()
     query = "{ jobs(first: 2) { nodes { id name status postUrl } } }"
     plain = run(build_schema(fast_path=False), query, GatewayMetrics())

@@ -93,10 +93,10 @@ def test_the_document_cache_is_bounded_in_bytes_and_keyed_by_digests():
     texts = [lookups(f"d{n}") for n in range(40)]  # ~1,100 tokens each: ~0.7 MB by estimate
     for text in texts:
         documents.document(text)
-    cache = documents._entries
+    cache = documents.cache
     assert 0 < cache.bytes <= 2_000_000
     assert len(cache) < len(texts)  # bytes, not entries, bounded it
-    assert all(isinstance(key, bytes) and len(key) == 16 for key in cache._items)
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in cache.keys())
     assert documents.document(texts[-1]) is documents.document(texts[-1])
 
 
@@ -106,7 +106,7 @@ def test_a_document_heavier_than_the_whole_cache_is_served_but_not_kept():
     )
     text = lookups("heavy")
     assert documents.document(text) is not documents.document(text)
-    assert len(documents._entries) == 0
+    assert len(documents.cache) == 0
 
 
 @pytest.mark.parametrize(

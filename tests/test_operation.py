@@ -10,8 +10,9 @@ from gateway.schema import operation as operation_module
 from gateway.schema.build import build_schema
 from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.operation import PreparedDocuments
+from gateway.schema.private_api import graphql_schema
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 RULES = tuple(specified_rules)
 
 
@@ -69,4 +70,4 @@ def test_parse_limits_apply_and_syntax_errors_are_not_kept():
         documents.document("{ jobs { nodes { id name status postUrl remoteId } } }")
     with pytest.raises(GraphQLSyntaxError, match="Syntax Error"):
         documents.document("{ }")  # empty selection sets are refused, as the spec says
-    assert len(documents._entries) == 0
+    assert len(documents.cache) == 0

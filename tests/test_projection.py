@@ -40,6 +40,7 @@ from gateway.sandbox.data import dataset
 from gateway.schema.build import build_schema
 from gateway.schema.context import Context
 from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
+from gateway.schema.private_api import graphql_schema
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.loaders import Loaders
 from tests.fake_kombo import FakeKombo
@@ -111,7 +112,7 @@ class QueryMaker:
         self.rng = rng
         self.fragments: dict[str, str] = {}
         self.variables: dict[str, bool] = {}
-        self.schema = PLAIN._schema
+        self.schema = graphql_schema(PLAIN)
 
     def selection(self, type_: Any, depth: int) -> str:
         if isinstance(type_, GraphQLUnionType):

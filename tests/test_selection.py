@@ -23,6 +23,7 @@ from gateway.http.app import create_app
 from gateway.observability.metrics import GatewayMetrics
 from gateway.schema.build import build_schema
 from gateway.schema.context import Context
+from gateway.schema.private_api import graphql_schema
 from gateway.upstream.cache import CachedKombo, UpstreamCache
 from gateway.upstream.kombo import parse_jobs_page
 from gateway.upstream.loaders import Loaders
@@ -59,7 +60,7 @@ def whole_pages_gql(gateway_settings: Settings) -> Iterator[GraphQLClient]:
 
 def test_the_selections_cover_every_field_of_job():
     schema = build_schema()
-    job = schema._schema.get_type("Job")
+    job = graphql_schema(schema).get_type("Job")
     assert set(SELECTIONS) == set(job.fields) | {"__typename"}  # type: ignore[union-attr]
 
 

@@ -35,6 +35,7 @@ from gateway.schema.operation import (
     OperationExtension,
     PreparedDocuments,
 )
+from gateway.schema.private_api import graphql_schema
 from gateway.schema.query import Query
 from gateway.schema.scalars import SCALAR_MAP
 
@@ -180,7 +181,7 @@ _FEDERATION_FIELDS = frozenset({"_entities", "_service"})
 def client_sdl() -> str:
     """The client-facing SDL (`schema.graphql`): plain GraphQL that any tool reads, without
     federation directives or `_entities`/`_service`."""
-    served = build_schema()._schema
+    served = graphql_schema(build_schema())
     query = served.query_type
     assert query is not None
     client_query = GraphQLObjectType(

@@ -17,7 +17,8 @@ from typing import Any
 
 import strawberry
 
-from gateway.schema.fastpath.projection import PROJECTION, WrongValueType
+from gateway.schema.fastpath.specs import EnumSpec, KeySpec, spec_metadata
+from gateway.schema.kombo_values import WrongValueType
 
 
 @strawberry.enum(description="Kind of employment. Unmapped upstream values: see `...Raw`.")
@@ -136,10 +137,7 @@ def enum_field(key: str, enum_type: type[enum.Enum]) -> Any:
             return None
         raise WrongValueType(value, "a string")
 
-    return strawberry.field(
-        resolver=resolve,
-        metadata={PROJECTION: ("enum", key, allowed)},
-    )
+    return strawberry.field(resolver=resolve, metadata=spec_metadata(EnumSpec(key, allowed)))
 
 
 def raw_field(key: str) -> Any:
@@ -148,4 +146,4 @@ def raw_field(key: str) -> Any:
     def resolve(root: dict[str, Any]) -> Any:
         return root.get(key)
 
-    return strawberry.field(resolver=resolve, metadata={PROJECTION: ("key", key)})
+    return strawberry.field(resolver=resolve, metadata=spec_metadata(KeySpec(key)))

@@ -5,7 +5,6 @@
     ├── errors(query, ...)         shape check, then validation (overlap checks bounded)
     └── cost(query)                what a request carrying `query` owes the rate limit
     OperationExtension             per request: drives the above, codes every error
-    WeighedLRU                     the LRU both this module and `projection` bound with
 
 What it does per operation:
 - refuses a document longer than `max_document_bytes` before lexing it (a megabyte of
@@ -43,11 +42,8 @@ both caches are keyed by a digest of the query text.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import suppress
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Final
 
 from graphql import (
     ASTValidationRule,
@@ -58,17 +54,23 @@ from graphql import (
     OperationDefinitionNode,
     OverlappingFieldsCanBeMergedRule,
     Source,
-    Token,
     ValidationContext,
 )
 from graphql.language import Lexer
-from graphql.language.parser import Parser
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
 
 from gateway.observability.request_stats import record_error_codes, set_operation
+from gateway.schema.bounded_cache import BoundedCache
 from gateway.schema.document_shape import ShapeLimits, shape_problem
 from gateway.schema.error_codes import Phase, code_error
+from gateway.schema.private_api import (
+    graphql_schema,
+    parser,
+    provided_operation_name,
+    set_overlap_budget,
+    unlink_tokens,
+    validate_document,
+)
 
 #: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
 #: GraphiQL's introspection query is ~1.6 KB, the benchmark's 60 look-ups ~8 KB, the
@@ -92,56 +94,6 @@ OVERLAP_BUDGET: Final = 5_000
 _BYTES_PER_TOKEN: Final = 600
 _BYTES_PER_ERROR: Final = 1_000
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class WeighedLRU(Generic[K, V]):
-    """An LRU bounded in entries and in the bytes its entries are said to weigh.
-
-    Usage::
-
-        cache = WeighedLRU[bytes, str](entries=512, max_bytes=64 << 20)
-        cache.put(b"key", "value", weight=1_000)   # evicts the least recently used
-        cache.get(b"key", None)                    # "value", now the most recent
-
-    An entry weighing more than `max_bytes` alone is not kept. Reads take no lock (a
-    concurrent eviction is harmless); writes do, so that the totals stay exact.
-    """
-
-    def __init__(self, entries: int, max_bytes: int) -> None:
-        self.entries = entries
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: K, default: Any) -> Any:
-        """The value at `key` (then the most recently used), or `default`."""
-        item = self._items.get(key)
-        if item is None:
-            return default
-        with suppress(KeyError):  # evicted meanwhile by another thread
-            self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: K, value: V, weight: int) -> None:
-        """Keep `value` at `key` (replacing what was there), then evict to the bounds."""
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.bytes -= old[1]
-            if weight > self.max_bytes:
-                return
-            self._items[key] = (value, weight)
-            self.bytes += weight
-            while len(self._items) > self.entries or self.bytes > self.max_bytes:
-                _, (_, dropped) = self._items.popitem(last=False)
-                self.bytes -= dropped
-
 
 class DocumentTooLarge(GraphQLError):
     """A document over `GATEWAY_MAX_DOCUMENT_BYTES`, refused before it is read."""
@@ -152,7 +104,7 @@ class _BoundedOverlaps(OverlappingFieldsCanBeMergedRule):
 
     def __init__(self, context: ValidationContext) -> None:
         super().__init__(context)
-        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+        set_overlap_budget(self, OVERLAP_BUDGET)
 
 
 def _bounded(rules: Sequence[type[ASTValidationRule]]) -> tuple[type[ASTValidationRule], ...]:
@@ -204,7 +156,8 @@ class PreparedDocuments:
         self.max_tokens = max_tokens
         self.shape = shape
         self.max_document_bytes = max_document_bytes
-        self._entries: WeighedLRU[bytes, _Prepared] = WeighedLRU(size, max_bytes)
+        #: The kept documents by digest of their text (read `len(cache)`, `cache.bytes`).
+        self.cache: BoundedCache[bytes, _Prepared] = BoundedCache(entries=size, max_bytes=max_bytes)
 
     def document(self, query: str) -> DocumentNode:
         """The parsed document of `query`.
@@ -219,12 +172,12 @@ class PreparedDocuments:
                 f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes}"
                 " bytes: pass values as variables rather than writing them into it"
             )
-        entry: _Prepared | None = self._entries.get(key, None)
+        entry = self.cache.get(key)
         if entry is not None:
             return entry.document
         document, tokens = _parse(query, self.max_tokens)
         entry = _Prepared(document, size + _BYTES_PER_TOKEN * tokens)
-        self._entries.put(key, entry, entry.weight)
+        self.cache.put(key, entry, entry.weight)
         return document
 
     def errors(
@@ -242,7 +195,7 @@ class PreparedDocuments:
         size for a document built to be; the shape check is linear and iterative.
         """
         key, _ = self._digest(query)
-        entry: _Prepared | None = self._entries.get(key, None) if key is not None else None
+        entry = self.cache.get(key) if key is not None else None
         if entry is not None and entry.document is document and entry.rules == rules:
             assert entry.errors is not None
             return entry.errors
@@ -256,7 +209,7 @@ class PreparedDocuments:
             if entry.errors is None:  # weighed once: a validation for other rules is alike
                 entry.weight += sum(_BYTES_PER_ERROR + 2 * len(e.message) for e in errors)
             entry.errors, entry.rules = errors, rules
-            self._entries.put(key, entry, entry.weight)  # evicts if it grew too heavy
+            self.cache.put(key, entry, entry.weight)  # evicts if it grew too heavy
         return errors
 
     def cost(self, query: str | None) -> int:
@@ -266,7 +219,7 @@ class PreparedDocuments:
         if not query:
             return 1
         key, size = self._digest(query)
-        if key is None or self._entries.get(key, None) is not None:
+        if key is None or self.cache.get(key) is not None:
             return 1
         return max(1, -(-size // COST_BYTES))
 
@@ -328,37 +281,23 @@ def _parse(query: str, max_tokens: int) -> tuple[DocumentNode, int]:
     """
     lexer = Lexer(Source(query))
     first = lexer.token
-    parser = Parser(
-        lexer.source, max_tokens=max_tokens, allow_empty_selection_sets=False, lexer=lexer
-    )
+    document_parser = parser(lexer, max_tokens=max_tokens, allow_empty_selection_sets=False)
     document = None
     try:
-        document = parser.parse_document()
+        document = document_parser.parse_document()
     except RecursionError:
         pass  # raised below, without the frames of the recursion
     except GraphQLError as error:
         error.__traceback__ = None
         raise
     finally:
-        tokens = _unlink_tokens(first)
+        tokens = unlink_tokens(first)
     if document is None:
         position = lexer.token.start
         raise GraphQLSyntaxError(
             lexer.source, position, "Document is nested too deeply. Parsing aborted."
         )
     return document, tokens
-
-
-def _unlink_tokens(first: Token) -> int:
-    """Counts the tokens from `first` on, unlinking each from the one before it (nothing
-    reads `Token.prev`), so that they are freed as soon as nothing uses them."""
-    count = 0
-    token: Token | None = first
-    while token is not None:
-        count += 1
-        token.prev = None
-        token = token.next
-    return count
 
 
 class OperationExtension(SchemaExtension):
@@ -398,13 +337,13 @@ class OperationExtension(SchemaExtension):
         if context.pre_execution_errors is None and context.graphql_document is not None:
             context.pre_execution_errors = self._documents.errors(
                 context.query or "",
-                context.schema._schema,
+                graphql_schema(context.schema),
                 context.graphql_document,
                 tuple(context.validation_rules),
             )
             # `operation_name` falls back to the first operation's name: what the request
-            # named is only in this attribute (Strawberry is pinned).
-            if not context.pre_execution_errors and context._provided_operation_name is None:
+            # named only Strawberry's private attribute says (`provided_operation_name`).
+            if not context.pre_execution_errors and provided_operation_name(context) is None:
                 context.pre_execution_errors = _unnamed_choice(context.graphql_document)
         yield
         if context.pre_execution_errors:

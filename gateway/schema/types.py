@@ -4,8 +4,10 @@ Every object here resolves from the dict Kombo sent, as is: the schema is built 
 a default resolver that reads `root.get(python_name)`, and Python field names are
 Kombo's keys (`remote_id` -> `remoteId`), so a plain field costs one dict lookup and
 no object is built per record or nested item. Only IDs, enums, non-null lists and
-union members need resolvers of their own. A key missing upstream reads as null;
-keys we don't know are never read.
+union members need resolvers of their own; each such field also declares what it reads
+as a spec (`gateway.schema.fastpath.specs`), which the compiled fast path runs instead of
+calling the resolver. A key missing upstream reads as null; keys we don't know are never
+read.
 
 Values of the wrong type are checked by the executor (`gateway.schema.fastpath.projection`):
 a wrongly typed leaf is null with an UPSTREAM_ERROR, an object without a string `id`
@@ -40,8 +42,17 @@ from gateway.schema.enums import (
     enum_values,
     raw_field,
 )
-from gateway.schema.fastpath.projection import PROJECTION, WrongValueType
+from gateway.schema.fastpath.specs import (
+    GlobalIdSpec,
+    KomboIdSpec,
+    ListSpec,
+    PreconditionSpec,
+    QuestionsSpec,
+    TypeTag,
+    spec_metadata,
+)
 from gateway.schema.ids import JOB_TYPE, global_id
+from gateway.schema.kombo_values import WrongValueType
 from gateway.schema.scalars import JSON, DateTime
 
 Record = dict[str, Any]
@@ -63,7 +74,7 @@ def global_id_field(type_name: str) -> Any:
     return strawberry.field(
         resolver=resolve,
         description=f"Global ID: opaque, unique across types ({type_name}).",
-        metadata={PROJECTION: ("global_id", type_name)},
+        metadata=spec_metadata(GlobalIdSpec(type_name)),
     )
 
 
@@ -77,7 +88,7 @@ def kombo_id_field() -> Any:
         resolver=resolve,
         description="The Kombo ID. Unique within its model only: "
         "a job and its stage may share one.",
-        metadata={PROJECTION: ("kombo_id",)},
+        metadata=spec_metadata(KomboIdSpec()),
     )
 
 
@@ -92,7 +103,7 @@ def list_field(key: str) -> Any:
         value = root.get(key)
         return [] if value is None else value
 
-    return strawberry.field(resolver=resolve, metadata={PROJECTION: ("list", key)})
+    return strawberry.field(resolver=resolve, metadata=spec_metadata(ListSpec(key)))
 
 
 @strawberry.interface(description="An object with a global ID, fetchable with `node(id:)`.")
@@ -140,17 +151,10 @@ class QuestionOption:
     name: str | None
 
 
-def _format_type(type_name: str) -> Any:
-    """`is_type_of` for a union member: Kombo's `format.type` decides the member."""
-
-    def is_type_of(obj: Any, _info: Any) -> bool:
-        return isinstance(obj, dict) and obj.get("type") == type_name
-
-    is_type_of.format_type = type_name  # type: ignore[attr-defined]  # for projection.py
-    return staticmethod(is_type_of)
-
-
 _FORMAT_TYPE_DESCRIPTION = "Kombo's format type, as sent."
+
+# Each member's `is_type_of` is a `TypeTag` on Kombo's `format.type`: the standard path
+# asks each member in turn, the compiled one looks the type up once.
 
 
 @strawberry.type
@@ -158,7 +162,7 @@ class TextQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
     display_type: TextDisplayType | None = enum_field("display_type", TextDisplayType)
     max_length: int | None = strawberry.field(description="Null means no limit.")
-    is_type_of = _format_type("TEXT")
+    is_type_of = TypeTag("type", "TEXT")
 
 
 @strawberry.type
@@ -167,7 +171,7 @@ class NumberQuestionFormat:
     display_type: NumberDisplayType | None = enum_field("display_type", NumberDisplayType)
     min: float | None
     max: float | None
-    is_type_of = _format_type("NUMBER")
+    is_type_of = TypeTag("type", "NUMBER")
 
 
 @strawberry.type
@@ -175,26 +179,26 @@ class SingleSelectQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
     display_type: SelectDisplayType | None = enum_field("display_type", SelectDisplayType)
     options: list[QuestionOption] = list_field("options")
-    is_type_of = _format_type("SINGLE_SELECT")
+    is_type_of = TypeTag("type", "SINGLE_SELECT")
 
 
 @strawberry.type
 class MultiSelectQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
     options: list[QuestionOption] = list_field("options")
-    is_type_of = _format_type("MULTI_SELECT")
+    is_type_of = TypeTag("type", "MULTI_SELECT")
 
 
 @strawberry.type
 class BooleanQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
-    is_type_of = _format_type("BOOLEAN")
+    is_type_of = TypeTag("type", "BOOLEAN")
 
 
 @strawberry.type
 class DateQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
-    is_type_of = _format_type("DATE")
+    is_type_of = TypeTag("type", "DATE")
 
 
 @strawberry.type
@@ -202,29 +206,19 @@ class FileQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
     accepted_mime_types: list[str] | None
     max_file_size_bytes: int | None
-    is_type_of = _format_type("FILE")
+    is_type_of = TypeTag("type", "FILE")
 
 
 @strawberry.type(description="A static text block (use the question's title and description).")
 class InformationQuestionFormat:
     type: str = strawberry.field(description=_FORMAT_TYPE_DESCRIPTION)
-    is_type_of = _format_type("INFORMATION")
+    is_type_of = TypeTag("type", "INFORMATION")
 
 
 #: Format types with a union member of their own; any other type string is Unknown.
 KNOWN_FORMAT_TYPES = frozenset(
     {"TEXT", "NUMBER", "SINGLE_SELECT", "MULTI_SELECT", "BOOLEAN", "DATE", "FILE", "INFORMATION"}
 )
-
-
-def _is_unknown_format(obj: Any, _info: Any) -> bool:
-    if not isinstance(obj, dict):
-        return False
-    format_type = obj.get("type")
-    return type(format_type) is not str or format_type not in KNOWN_FORMAT_TYPES
-
-
-_is_unknown_format.format_type = None  # type: ignore[attr-defined]  # "every other type"
 
 
 def _resolve_unknown_raw(root: Record) -> Any:
@@ -241,7 +235,7 @@ class UnknownQuestionFormat:
         description="For UNKNOWN: the ATS's original question definition (`raw_question`). "
         "For a type this API does not know: the whole format object as Kombo sent it.",
     )
-    is_type_of = staticmethod(_is_unknown_format)
+    is_type_of = TypeTag("type", None, others=KNOWN_FORMAT_TYPES)
 
 
 ScreeningQuestionFormat = Annotated[
@@ -297,7 +291,7 @@ class ScreeningQuestion:
     )
     precondition_question: ScreeningQuestion | None = strawberry.field(
         resolver=_resolve_precondition_question,
-        metadata={PROJECTION: ("precondition",)},
+        metadata=spec_metadata(PreconditionSpec("precondition_question_id")),
         description="The question this one depends on, from the same job. Show this question "
         "only when that question's answer is in `preconditionOptions`.",
     )
@@ -424,7 +418,8 @@ class Job(Node):
     )
     stages: list[JobStage] = list_field("stages")
     screening_questions: list[ScreeningQuestion] = strawberry.field(
-        resolver=_resolve_screening_questions, metadata={PROJECTION: ("questions",)}
+        resolver=_resolve_screening_questions,
+        metadata=spec_metadata(QuestionsSpec("screening_questions")),
     )
     job_postings: list[JobPosting] = list_field("job_postings")
     hiring_team: list[HiringTeamMember] = list_field("hiring_team")

@@ -1,1 +1,3 @@
-"""The fast path: the compiled executor (projection) and what a selection reads (selection)."""
+"""The fast path: the executors (projection), the code they compile per selection
+(compiler), how each field reads its dict (specs, fields) and what a `jobs` selection
+reads (selection)."""

@@ -31,15 +31,25 @@ resolving each selected field through its resolver, wrapping every value in book
 (paths, awaitable checks, error handling). Our objects below the root fields are plain
 data already: Kombo's dicts. So `complete_object_value` compiles, once per selection
 set (after fragments, `@include`/`@skip` and aliases are applied by graphql-core's own
-`collect_subfields`), a Python function that builds the result dict directly, and
-uses it for every object of that selection:
+field collection), a Python function that builds the result dict directly, and uses
+it for every object of that selection (`compiler.ProjectorCompiler`):
 
-    def p3(src, sib):
-        if type(src.get("id")) is not str: raise TypeError(...)
-        v0 = src.get("name")
-        if v0 is not None and type(v0) is not str: v0 = S_String(v0)
+    def project_Job(source, siblings):
+        if type(source.get('id')) is not str: raise TypeError('no string id')
+        value_name = source.get('name')
+        if value_name is not None: value_name = (value_name if type(value_name) is str ...)
         ...
-        return {"name": v0, "status": v1, "__typename": "Job", ...}
+        return {'name': value_name, 'status': value_status, '__typename': 'Job', ...}
+
+How each field reads its dict is the field's spec (`specs`, found by `fields.field_spec`):
+declared on the field where its resolver does more than `source.get(name)`, so the
+compiled code, the keys a type requires (`kombo_shapes`) and the keys a `jobs` page
+keeps (`selection`) cannot disagree.
+
+What this takes of graphql-core's and Strawberry's internals (the completion methods
+overridden here, graphql-core's field collection, the coerced variables, Strawberry's
+field definitions) goes through `gateway.schema.private_api`, checked by
+`tests/test_private_api.py`.
 
 Exactness: the code does what the resolvers and `GatewayExecutionContext` do on good
 data (the same resolver functions where a field has one, the same strict scalar
@@ -67,9 +77,10 @@ the standard path, correct and slower, until the budget has refilled.
 
 from __future__ import annotations
 
+import enum
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final
 
 from graphql import (
@@ -85,9 +96,7 @@ from graphql import (
     GraphQLSchema,
     GraphQLUnionType,
     get_named_type,
-    located_error,
 )
-from graphql.execution.collect_fields import FieldDetails, collect_subfields
 from graphql.language import (
     DirectiveNode,
     OperationDefinitionNode,
@@ -96,18 +105,22 @@ from graphql.language import (
 )
 from graphql.language.visitor import Visitor
 from graphql.pyutils import Path
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gateway.errors import UpstreamDataError
-from gateway.schema.ids import JOB_TYPE, global_id
-from gateway.schema.operation import WeighedLRU, text_digest
-
-Projector = Callable[[dict[str, Any], Any], dict[str, Any]]
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-#: Set on a strawberry field (`metadata={PROJECTION: spec}`) whose resolver needs more
-#: than its parent dict, so that compiled code can do the same without `info`.
-PROJECTION = "gateway.projection"
+from gateway.schema.bounded_cache import BoundedCache
+from gateway.schema.fastpath.compiler import NotProjectable, Projector, ProjectorCompiler
+from gateway.schema.fastpath.fields import field_spec
+from gateway.schema.ids import JOB_TYPE
+from gateway.schema.kombo_values import WrongValueType, json_kind
+from gateway.schema.operation import text_digest
+from gateway.schema.private_api import (
+    ExecutorBase,
+    FieldDetails,
+    coerced_variables,
+    collect_subfields,
+    plain_details,
+    report_keeping_value,
+)
 
 #: The JSON types Kombo sends for each built-in scalar (bool is not an int here: a
 #: `type()` check, not `isinstance`). DateTime and JSON: their serializers decide.
@@ -120,37 +133,8 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class WrongValueType(Exception):
-    """A value of Kombo's is not of its field's type. Raised by serializers' strict checks
-    and by resolvers; the executor reports it as `UpstreamDataError` naming the field."""
-
-    def __init__(self, value: Any, expected: str) -> None:
-        super().__init__(f"expected {expected}, got {json_kind(value)}")
-
-
-def json_kind(value: Any) -> str:
-    """What a JSON value is, in a few words (never the value: it may be huge)."""
-    kind = _KINDS.get(type(value))
-    return kind if kind is not None else f"a {type(value).__name__}"
-
-
-_KINDS = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
-
-
 def _wrong_type(field: str, detail: str) -> str:
     return f"Kombo sent a value of the wrong type for `{field}`: {detail}"
-
-
-class _NotProjectable(Exception):
-    """The selection has something the compiler does not handle: use the standard path."""
 
 
 def kombo_shapes(schema: GraphQLSchema) -> dict[str, tuple[str, ...]]:
@@ -176,7 +160,8 @@ def kombo_shapes(schema: GraphQLSchema) -> dict[str, tuple[str, ...]]:
         for field in type_.fields.values():
             inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else None
             if isinstance(inner, GraphQLScalarType) and inner.name in ("String", "ID"):
-                key = source_key(field)
+                spec = field_spec(field)
+                key = spec.source_key if spec is not None else None
                 if key is not None and key not in keys:
                     keys.append(key)
             named = get_named_type(field.type)
@@ -239,7 +224,7 @@ def _strict(type_: GraphQLLeafType) -> Callable[[Any], Any]:
     return serialize
 
 
-class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class GatewayExecutionContext(ExecutorBase):
     """graphql-core's executor, checking Kombo's data where graphql-core would fail on
     it (see the module docstring). Costs nothing on values that are right, beyond one
     type check per leaf, object and list: the work is where they are wrong."""
@@ -351,11 +336,7 @@ class GatewayExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def report(self, field_details_list: Any, path: Path, message: str) -> None:
         """Add an UPSTREAM_ERROR at `path` without nulling the field: its value stands."""
-        errors = self.collected_errors
-        if errors.has_nulled_position(path):
-            return
-        nodes = [detail.node for detail in field_details_list]
-        errors.errors.append(located_error(UpstreamDataError(message), nodes, path.as_list()))
+        report_keeping_value(self, UpstreamDataError(message), field_details_list, path)
 
     def handle_field_error(
         self,
@@ -417,27 +398,26 @@ class ProjectingExecutionContext(GatewayExecutionContext):
             metrics.fastpath_fallbacks.labels(reason=reason).inc()
 
     def _projector(self, return_type: GraphQLObjectType, details: Any) -> Projector | None:
-        if any(
-            detail.defer_usage is not None or detail.fragment_variable_values is not None
-            for detail in details
-        ):
+        if not plain_details(details):
             return None
         document = self._document or self._learn_document()
-        coerced = self.variable_values.coerced
+        coerced = coerced_variables(self)
         values = tuple(coerced.get(name) for name in document.directive_variables)
         positions = _positions(details) if document.digest is not None else None
         if positions is None:
             # No text to name the nodes by: ids, valid while this execution holds them.
             key: Any = (return_type.name, tuple(id(detail.node) for detail in details), values)
             if document.local is None:
-                document.local = WeighedLRU(PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES)
+                document.local = BoundedCache(
+                    entries=PROJECTOR_CACHE_SIZE, max_bytes=PROJECTOR_CACHE_BYTES
+                )
             cache = document.local
         else:
             key = (return_type.name, document.digest, positions, values)
             cache = document.shared.cache
-        projector = cache.get(key, _MISSING)
-        if projector is not _MISSING:
-            return projector  # type: ignore[no-any-return]
+        projector = cache.get(key, _Missing.MISSING)
+        if projector is not _Missing.MISSING:
+            return projector
         budget = document.shared.budget
         if not budget.allows():
             return None  # not kept: compiled once the budget allows
@@ -464,15 +444,37 @@ class ProjectingExecutionContext(GatewayExecutionContext):
     ) -> tuple[Projector | None, int]:
         """The projector of this selection (None: the standard path serves it) and the
         size of its source."""
-        compiler = _Compiler(self)
+        compiler = ProjectorCompiler(
+            collect=self._collect_subfields,
+            required_keys=self.kombo_types,
+            strict=_strict,
+            max_source=MAX_PROJECTOR_SOURCE,
+        )
         try:
-            name = compiler.object(return_type, list(details))
-        except _NotProjectable:
+            return compiler.compile(return_type, list(details)), compiler.size
+        except NotProjectable:
             return None, compiler.size
-        return compiler.build(name), compiler.size
+
+    def _collect_subfields(
+        self, type_: GraphQLObjectType, details: list[FieldDetails]
+    ) -> dict[str, list[FieldDetails]]:
+        """graphql-core's field collection of `type_`'s subfields in these field nodes.
+
+        Raises:
+            NotProjectable: the selection defers some of its fields (`@defer`).
+        """
+        grouped, deferred = collect_subfields(self, type_, details)
+        if deferred:
+            raise NotProjectable
+        return grouped
 
 
-_MISSING: Any = object()
+class _Missing(enum.Enum):
+    """Not in the cache (None there means: not compiled)."""
+
+    MISSING = enum.auto()
+
+
 #: Compiled projectors of one schema, at most, and the memory they may take by
 #: estimate: a projector takes 3.5-5 times its source (code object, namespace), measured.
 PROJECTOR_CACHE_SIZE: Final = 2048
@@ -529,8 +531,8 @@ class _Projectors:
     """One schema's compiled projectors and compile budget."""
 
     def __init__(self) -> None:
-        self.cache: WeighedLRU[Any, Projector | None] = WeighedLRU(
-            PROJECTOR_CACHE_SIZE, PROJECTOR_CACHE_BYTES
+        self.cache: BoundedCache[Any, Projector | None] = BoundedCache(
+            entries=PROJECTOR_CACHE_SIZE, max_bytes=PROJECTOR_CACHE_BYTES
         )
         self.budget = CompileBudget(COMPILE_SHARE, COMPILE_BURST)
 
@@ -561,7 +563,7 @@ class _Document:
         self.directive_variables = directive_variables
         self.shared = shared
         #: Projectors of this execution only (nodes without offsets), made when needed.
-        self.local: WeighedLRU[Any, Projector | None] | None = None
+        self.local: BoundedCache[Any, Projector | None] | None = None
 
 
 def _positions(details: Any) -> tuple[int, ...] | None:
@@ -577,8 +579,8 @@ def _positions(details: Any) -> tuple[int, ...] | None:
 
 #: (digest of a document's text, offset of an operation in it) -> the variables its
 #: `@skip`/`@include` read. Keys hold no document; values are a few names.
-_DIRECTIVE_VARIABLES: WeighedLRU[tuple[bytes, int], tuple[str, ...]] = WeighedLRU(
-    PROJECTOR_CACHE_SIZE, 4 * 1024 * 1024
+_DIRECTIVE_VARIABLES: BoundedCache[tuple[bytes, int], tuple[str, ...]] = BoundedCache(
+    entries=PROJECTOR_CACHE_SIZE, max_bytes=4 * 1024 * 1024
 )
 
 
@@ -588,7 +590,7 @@ def _directive_variables(
     """Names of the variables that `@skip`/`@include` read: they change what is selected."""
     key = (digest, operation.loc.start) if digest is not None and operation.loc else None
     if key is not None:
-        cached: tuple[str, ...] | None = _DIRECTIVE_VARIABLES.get(key, None)
+        cached = _DIRECTIVE_VARIABLES.get(key)
         if cached is not None:
             return cached
     names: set[str] = set()
@@ -607,285 +609,3 @@ def _directive_variables(
     if key is not None:
         _DIRECTIVE_VARIABLES.put(key, result, 200 + sum(60 + len(name) for name in result))
     return result
-
-
-class _Compiler:
-    """Generates the source of one selection's projector and of everything below it."""
-
-    def __init__(self, executor: ProjectingExecutionContext) -> None:
-        self._executor = executor
-        self._kombo_types = executor.kombo_types
-        self._lines: list[str] = []
-        self._namespace: dict[str, Any] = {"_gid": global_id}
-        self._counter = 0
-        #: Characters of source so far (`MAX_PROJECTOR_SOURCE` at most).
-        self.size = 0
-
-    def _emit(self, lines: list[str]) -> None:
-        self._lines += lines
-        self.size += sum(len(line) + 1 for line in lines)
-        if self.size > MAX_PROJECTOR_SOURCE:
-            raise _NotProjectable
-
-    def build(self, name: str) -> Projector:
-        source = "\n".join(self._lines)
-        exec(compile(source, "<gateway.projection>", "exec"), self._namespace)
-        projector: Projector = self._namespace[name]
-        return projector
-
-    def _name(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}{self._counter}"
-
-    def _constant(self, value: Any, prefix: str = "K") -> str:
-        name = self._name(prefix)
-        self._namespace[name] = value
-        return name
-
-    def object(self, type_: GraphQLObjectType, details: list[FieldDetails]) -> str:
-        """Compile a projector for `type_` with these field nodes; returns its name."""
-        executor = self._executor
-        collected = collect_subfields(
-            executor.schema,
-            executor.fragments,
-            executor.variable_values,
-            executor.operation,
-            type_,
-            details,
-            executor.hide_suggestions,
-        )
-        if collected.new_defer_usages:
-            raise _NotProjectable
-        name = self._name("p")
-        body = self._servable_check(type_)
-        items: list[str] = []
-        for index, (response_key, field_details) in enumerate(collected.grouped_field_set.items()):
-            local = f"v{index}"
-            node = field_details[0].node
-            if node.name.value == "__typename":
-                items.append(f"{response_key!r}: {type_.name!r}")
-                continue
-            if node.arguments:
-                raise _NotProjectable
-            field = type_.fields.get(node.name.value)
-            if field is None:
-                raise _NotProjectable
-            body += self._read(local, field)
-            body += self._complete(local, field.type, list(field_details))
-            items.append(f"{response_key!r}: {local}")
-        self._emit(
-            [
-                f"def {name}(src, sib):",
-                *["    " + line for line in body],
-                "    return {" + ", ".join(items) + "}",
-            ]
-        )
-        return name
-
-    def _servable_check(self, type_: GraphQLObjectType) -> list[str]:
-        """Code refusing an object of Kombo's that the standard path would not serve
-        (`GatewayExecutionContext.complete_object_value`, and the items its lists leave
-        out), whatever the selection reads of it."""
-        keys = self._kombo_types.get(type_.name)
-        if keys is None:
-            return []
-        if not keys:
-            return ["if type(src) is not dict: raise TypeError('not an object')"]
-        return [
-            f"if type(src.get({key!r})) is not str: raise TypeError('no string')" for key in keys
-        ]
-
-    def _read(self, local: str, field: Any) -> list[str]:
-        """Code that puts the field's resolved (not yet completed) value in `local`."""
-        definition = field.extensions.get("strawberry-definition")
-        if definition is None:
-            raise _NotProjectable
-        spec = (definition.metadata or {}).get(PROJECTION)
-        if spec is not None:
-            return self._read_spec(local, spec)
-        resolver = definition.base_resolver
-        if resolver is None:
-            return [f"{local} = src.get({definition.python_name!r})"]
-        # A resolver of its parent dict alone can be called as is; one wanting `info`
-        # must declare what it does (PROJECTION) or its type takes the standard path.
-        if resolver.arguments or resolver.info_parameter or resolver.root_parameter is None:
-            raise _NotProjectable
-        function = self._constant(resolver.wrapped_func, "r")
-        return [f"{local} = {function}(src)"]
-
-    def _read_spec(self, local: str, spec: tuple[Any, ...]) -> list[str]:
-        kind = spec[0]
-        if kind == "kombo_id":  # a string: `_servable_check` made sure
-            return [f'{local} = src["id"]']
-        if kind == "global_id":
-            return [f'{local} = _gid({spec[1]!r}, src["id"])']
-        if kind == "key":
-            return [f"{local} = src.get({spec[1]!r})"]
-        if kind == "list":
-            return [f"{local} = src.get({spec[1]!r})", f"if {local} is None: {local} = []"]
-        if kind == "enum":
-            allowed = self._constant(spec[2], "A")
-            return [
-                f"{local} = src.get({spec[1]!r})",
-                f"if not (type({local}) is str and {local} in {allowed}):",
-                f"    if {local} is not None and type({local}) is not str: raise TypeError",
-                f"    {local} = None",
-            ]
-        if kind == "questions":
-            # The job's question list travels as `sib` to the questions below it.
-            return [
-                f'{local} = src.get("screening_questions")',
-                f"if {local} is None: {local} = []",
-                f"qsib = {local}",
-            ]
-        if kind == "precondition":
-            return [
-                f"{local} = None",
-                'w = src.get("precondition_question_id")',
-                "if w is not None and sib:",
-                "    for q in sib:",
-                '        if q.get("id") == w:',
-                f"            {local} = q",
-                "            break",
-            ]
-        raise _NotProjectable
-
-    def _complete(
-        self, local: str, type_: GraphQLOutputType, details: list[FieldDetails]
-    ) -> list[str]:
-        """Code that turns `local` from a resolved value into its completed result."""
-        if isinstance(type_, GraphQLNonNull):
-            inner = self._complete(local, type_.of_type, details)
-            return inner + [f"if {local} is None: raise TypeError('null in a non-null field')"]
-        expression = self._value(local, type_, details)
-        if expression is None:
-            return []
-        return [f"if {local} is not None: {local} = {expression}"]
-
-    def _value(self, local: str, type_: Any, details: list[FieldDetails]) -> str | None:
-        """An expression completing non-null `local` of `type_` (None: it is complete)."""
-        if isinstance(type_, GraphQLList):
-            item_type = type_.of_type
-            nullable_items = not isinstance(item_type, GraphQLNonNull)
-            inner = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
-            item = self._value("x", inner, details)
-            sibling = "qsib" if self._carries_questions(details) else "sib"
-            if item is not None:
-                item = item.replace(", sib)", f", {sibling})")
-            check = self._constant(_list_items, "L")
-            if item is None:
-                return f"{check}({local})"
-            if nullable_items:
-                return f"[None if x is None else {item} for x in {check}({local})]"
-            return f"[{item} for x in {check}({local})]"
-        if isinstance(type_, GraphQLScalarType):
-            return self._scalar(local, type_)
-        if isinstance(type_, GraphQLEnumType):
-            names = frozenset(type_.values)
-            serialize = self._constant(_strict(type_), "E")
-            if any(value.value != name for name, value in type_.values.items()):
-                return f"{serialize}({local})"
-            known = self._constant(names, "N")
-            return f"({local} if {local} in {known} else {serialize}({local}))"
-        if isinstance(type_, GraphQLObjectType):
-            projector = self.object(type_, details)
-            return f"{projector}({local}, sib)"
-        if isinstance(type_, GraphQLUnionType):
-            return f"{self._union(type_, details)}({local}, sib)"
-        raise _NotProjectable
-
-    def _carries_questions(self, details: list[FieldDetails]) -> bool:
-        return any(detail.node.name.value == "screeningQuestions" for detail in details)
-
-    def _scalar(self, local: str, type_: GraphQLScalarType) -> str | None:
-        serialize = self._constant(_strict(type_), "S")
-        fast = _FAST_SCALARS.get(type_.name)
-        if fast is not None:
-            return fast.format(v=local, s=serialize)
-        return f"{serialize}({local})"
-
-    def _union(self, type_: GraphQLUnionType, details: list[FieldDetails]) -> str:
-        """A dispatcher: the first member whose `is_type_of` accepts the value, as
-        Strawberry's union resolution does for plain values.
-
-        Members whose `is_type_of` declares the Kombo `format.type` it accepts (and one
-        that accepts every other type) are chosen by one dict lookup instead.
-        """
-        name = self._name("u")
-        tags = [getattr(member.is_type_of, "format_type", "?") for member in type_.types]
-        if "?" not in tags and tags.count(None) == 1:
-            table = {
-                tag: self.object(member, details)
-                for tag, member in zip(tags, type_.types, strict=True)
-                if tag is not None
-            }
-            other = self.object(type_.types[tags.index(None)], details)
-            self._emit(
-                [
-                    f"def {name}(src, sib):",
-                    "    if not isinstance(src, dict): raise TypeError('not an object')",
-                    "    return {"
-                    + ", ".join(f"{tag!r}: {projector}" for tag, projector in table.items())
-                    + f'}}.get(src.get("type"), {other})(src, sib)',
-                ]
-            )
-            return name
-        lines = [f"def {name}(src, sib):"]
-        for member in type_.types:
-            if member.is_type_of is None:
-                raise _NotProjectable
-            check = self._constant(member.is_type_of, "T")
-            projector = self.object(member, details)
-            lines += [f"    if {check}(src, None):", f"        return {projector}(src, sib)"]
-        lines.append("    raise TypeError('no union member accepts the value')")
-        self._emit(lines)
-        return name
-
-
-# Fast checks that keep the common case inline; anything else goes through the type's
-# strict serializer, which raises where the standard path would (the object falls back).
-_FAST_SCALARS = {
-    "String": "({v} if type({v}) is str else {s}({v}))",
-    "ID": "({v} if type({v}) is str else {s}({v}))",
-    "Boolean": "({v} if type({v}) is bool else {s}({v}))",
-    "Float": "({v} if type({v}) is float else {s}({v}))",
-    "Int": f"({{v}} if type({{v}}) is int and {_INT_MIN} <= {{v}} <= {_INT_MAX} else {{s}}({{v}}))",
-}
-
-
-#: The parent key each `PROJECTION` spec kind reads (None: the spec says which, at [1]).
-_SPEC_KEYS: dict[str, str | None] = {
-    "kombo_id": "id",
-    "global_id": "id",
-    "key": None,
-    "list": None,
-    "enum": None,
-    "questions": "screening_questions",
-}
-
-
-def source_key(field: Any) -> str | None:
-    """The one key of its parent dict a GraphQL field reads, or None when that is not
-    known (a resolver of its own, or a field reading more than one key).
-
-    The same knowledge `_Compiler._read` turns into code, so a field whose reading
-    changes there must change here too: `tests/test_selection.py` checks every field
-    of `Job` against the full record.
-    """
-    definition = field.extensions.get("strawberry-definition")
-    if definition is None:
-        return None
-    spec = (definition.metadata or {}).get(PROJECTION)
-    if spec is None:
-        return definition.python_name if definition.base_resolver is None else None
-    if spec[0] not in _SPEC_KEYS:
-        return None
-    key = _SPEC_KEYS[spec[0]]
-    return key if key is not None else str(spec[1])
-
-
-def _list_items(value: Any) -> Iterable[Any]:
-    """The list itself, if it is one (graphql-core would fail on other values)."""
-    if type(value) is not list:
-        raise TypeError("expected a list")
-    return value

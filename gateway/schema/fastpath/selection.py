@@ -6,7 +6,7 @@ the selected fields read (when no cache keeps a page, only those are decoded: se
 `kombo.parse_jobs_page`). Strawberry's public `info.selected_fields` rebuilds the whole
 selection on every call, about 1.3 ms for every field of a job; parsed documents are
 cached, so the answer is computed once per document from graphql-core's nodes (reached
-through Strawberry's `_raw_info`; the version is pinned) and remembered.
+through Strawberry's private `_raw_info`: `private_api.graphql_info`) and remembered.
 
 Fragments count whatever their type condition or `@include`/`@skip`: reading a key too
 many is harmless, one too few is not.
@@ -28,8 +28,10 @@ from graphql import (
     SelectionSetNode,
 )
 
-from gateway.schema.fastpath.projection import source_key
-from gateway.schema.operation import WeighedLRU, text_digest
+from gateway.schema.bounded_cache import BoundedCache
+from gateway.schema.fastpath.fields import field_spec
+from gateway.schema.operation import text_digest
+from gateway.schema.private_api import graphql_info
 
 _MEMO_SIZE = 1024
 #: A memo entry's size by estimate (key, a frozenset of a dozen keys), for the byte bound.
@@ -51,18 +53,18 @@ class ConnectionReads:
 #: Reads by (digest of the document's text, where the `jobs` field nodes start in it):
 #: names a selection without holding its nodes, whose document would stay alive (and
 #: its text) long after the prepared-document cache let it go.
-_memo: WeighedLRU[tuple[bytes, tuple[int, ...]], ConnectionReads] = WeighedLRU(
-    _MEMO_SIZE, _MEMO_BYTES
+_memo: BoundedCache[tuple[bytes, tuple[int, ...]], ConnectionReads] = BoundedCache(
+    entries=_MEMO_SIZE, max_bytes=_MEMO_BYTES
 )
 
 
 def connection_reads(info: Any) -> ConnectionReads:
     """`ConnectionReads` of the `jobs` field `info` resolves (a `strawberry.Info`)."""
-    raw = info._raw_info
+    raw = graphql_info(info)
     nodes = tuple(raw.field_nodes)
     key = _memo_key(nodes)
     if key is not None:
-        memo: ConnectionReads | None = _memo.get(key, None)
+        memo = _memo.get(key)
         if memo is not None:
             return memo
     reads = _compute(nodes, raw.fragments, raw.schema)
@@ -106,7 +108,8 @@ def _compute(
             if name == _TYPENAME:
                 continue
             graphql_field = job_type.fields.get(name)
-            key = None if graphql_field is None else source_key(graphql_field)
+            spec = None if graphql_field is None else field_spec(graphql_field)
+            key = None if spec is None else spec.source_key
             if key is None:
                 return ConnectionReads(edges=edges, job_keys=None)
             keys.add(key)
