@@ -147,12 +147,15 @@ class Runner:
         self.schema = schema
         self.client = client
         self.metrics = GatewayMetrics()
-        self.cache = UpstreamCache(ttl=0, metrics=self.metrics)
+        self.cache = UpstreamCache.disabled(metrics=self.metrics)
 
     def context(self) -> Context:
         kombo = CachedKombo(cast(KomboClient, self.client), self.cache, fingerprint="bench")
         return Context(
-            kombo=kombo, loaders=Loaders(kombo, self.metrics), integration_id=INTEGRATION
+            kombo=kombo,
+            loaders=Loaders(kombo, self.metrics, max_calls=100),
+            integration_id=INTEGRATION,
+            max_ids=1_000,
         )
 
     async def run(self, query: str) -> bytes:

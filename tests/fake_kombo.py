@@ -5,7 +5,7 @@ It has both faces the gateway calls: `list_jobs` (`JobLister`: what pagination a
 Every call is recorded; the fake can be told to fail or to hold its answers::
 
     kombo = FakeKombo({INTEGRATION: [{"id": "26vafvWSRmbhNcxJYqjCzuJg", "name": "Engineer"}]})
-    cached = CachedKombo(kombo, UpstreamCache(0), fingerprint="test")
+    cached = CachedKombo(kombo, UpstreamCache.disabled(), fingerprint="test")
     page = await cached.list_jobs(INTEGRATION, JobQuery(), page_size=10)
     [call] = kombo.calls  # call.integration_id, call.query, call.page_size, call.keys ...
     kombo.fail(KomboAPIError(503))  # the next call raises it

@@ -68,7 +68,7 @@ def metrics() -> GatewayMetrics:
 
 @pytest.fixture
 def cache(clock: Clock, metrics: GatewayMetrics) -> UpstreamCache:
-    return UpstreamCache(TTL, metrics=metrics, timer=clock)
+    return UpstreamCache(TTL, max_entries=5_000, max_bytes=16 << 20, metrics=metrics, timer=clock)
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ async def test_a_reloaded_entry_gets_a_fresh_ttl(cache: UpstreamCache, clock: Cl
 
 
 async def test_ttl_zero_loads_every_time_and_keeps_nothing(clock: Clock):
-    cache = UpstreamCache(0, timer=clock)
+    cache = UpstreamCache.disabled()
     load = Loader()
     assert [await cache.fetch("k", load) for _ in range(3)] == [
         {"value": 1},
@@ -161,7 +161,7 @@ async def test_ttl_zero_loads_every_time_and_keeps_nothing(clock: Clock):
 
 
 async def test_ttl_zero_does_not_share_concurrent_loads(clock: Clock):
-    cache = UpstreamCache(0, timer=clock)
+    cache = UpstreamCache.disabled()
     load = Loader().hold()
     waiters = [asyncio.create_task(cache.fetch("k", load)) for _ in range(3)]
     await settle()
@@ -615,7 +615,7 @@ async def test_refresh_skips_primed_jobs_and_cached_pages_then_stores_fresh_ones
 
 
 async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, clock: Clock):
-    kombo = kombo_over(client, UpstreamCache(0, timer=clock))
+    kombo = kombo_over(client, UpstreamCache.disabled())
     for _ in range(3):
         await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     assert len(client.calls) == 3
@@ -626,7 +626,7 @@ async def test_only_an_uncached_page_is_read_as_far_as_its_caller_needs(
     client: FakeKombo, cache: UpstreamCache, clock: Clock
 ):
     wanted = frozenset({"name", "status"})
-    off = kombo_over(client, UpstreamCache(0, timer=clock))
+    off = kombo_over(client, UpstreamCache.disabled())
     await off.list_jobs(INTEGRATION_A, JobQuery(), keys=wanted)
     # A kept (or shared) page is read whole: its later readers may want any key.
     on = kombo_over(client, cache)

@@ -70,11 +70,12 @@ def test_a_malformed_header_is_bad_user_input(header: str):
 
 
 def make_context(integration_id: str | None, problem: str | None = None) -> Context:
-    kombo = CachedKombo(FakeKombo(), UpstreamCache(0), fingerprint="fp")
+    kombo = CachedKombo(FakeKombo(), UpstreamCache.disabled(), fingerprint="fp")
     return Context(
         kombo=kombo,
-        loaders=Loaders(kombo, GatewayMetrics()),
+        loaders=Loaders(kombo, GatewayMetrics(), max_calls=100),
         integration_id=integration_id,
+        max_ids=1_000,
         integration_problem=problem,
     )
 

@@ -32,7 +32,6 @@ from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.fastpath.projection import CompileBudget, _projectors_of
 from gateway.schema.operation import (
     COST_BYTES,
-    DEFAULT_MAX_DOCUMENT_BYTES,
     DocumentTooLarge,
     PreparedDocuments,
 )
@@ -40,13 +39,16 @@ from gateway.schema.private_api import graphql_schema
 from tests.support import GraphQLClient, Upstream, error_codes, fragment_chain, serve
 from tests.test_projection import SOURCE_JOBS, context, fallbacks
 
+#: The default document size limit (GATEWAY_MAX_DOCUMENT_BYTES), from its one source.
+MAX_DOCUMENT_BYTES = Settings().max_document_bytes
 
-def documents(max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES) -> PreparedDocuments:
+
+def documents(max_document_bytes: int = MAX_DOCUMENT_BYTES) -> PreparedDocuments:
     return PreparedDocuments(
         rules=(),
         max_tokens=20_000,
         size=16,
-        shape=ShapeLimits(),
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
         max_document_bytes=max_document_bytes,
     )
 
@@ -64,7 +66,7 @@ def test_a_megabyte_document_is_refused_before_it_is_lexed():
     elapsed = time.perf_counter() - started
 
     assert str(refused.value) == (
-        f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={DEFAULT_MAX_DOCUMENT_BYTES}"
+        f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={MAX_DOCUMENT_BYTES}"
         " bytes: pass values as variables rather than writing them into it"
     )
     assert elapsed < 0.01
@@ -139,7 +141,7 @@ def test_the_defaults_let_every_query_of_the_repository_through():
     for query in [introspection, *examples, *QUERIES.values(), fragment_chain(1_000)]:
         prepared.document(query)
     assert examples
-    assert len(QUERIES["LOOKUPS_60"]) * 5 < DEFAULT_MAX_DOCUMENT_BYTES
+    assert len(QUERIES["LOOKUPS_60"]) * 5 < MAX_DOCUMENT_BYTES
 
 
 # --- new documents pay their size -----------------------------------------------------------
@@ -152,7 +154,7 @@ def test_a_new_document_costs_a_request_per_started_256_bytes_and_a_known_one_on
     assert prepared.cost(big) == 4
     prepared.document(big)
     assert prepared.cost(big) == 1  # prepared: costs what any request does
-    assert prepared.cost("{ a }" + " " * DEFAULT_MAX_DOCUMENT_BYTES) == 1  # refused for free
+    assert prepared.cost("{ a }" + " " * MAX_DOCUMENT_BYTES) == 1  # refused for free
     assert prepared.cost(None) == 1
 
 
@@ -279,7 +281,7 @@ def test_the_compile_budget_refills_at_its_share_of_the_time():
 
 
 def test_query_limits_carry_the_document_size():
-    schema = build_schema(QueryLimits(max_document_bytes=1024))
+    schema = build_schema(QueryLimits.from_settings(Settings(max_document_bytes=1024)))
     assert schema.documents.max_document_bytes == 1024
     result = schema.execute_sync("{ __typename }" + " " * 1024)
     assert result.errors is not None

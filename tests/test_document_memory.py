@@ -33,12 +33,16 @@ import pytest
 from graphql import GraphQLError
 
 from bench.queries import JOB_ALL_FIELDS, sandbox_job_ids
+from gateway.config import Settings
 from gateway.http.access import hash_token
 from gateway.schema.build import build_schema
 from gateway.schema.document_shape import ShapeLimits
-from gateway.schema.operation import COST_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, PreparedDocuments
+from gateway.schema.operation import COST_BYTES, PreparedDocuments
 from tests.support import gateway_process, status_bytes
 from tests.test_projection import SOURCE_JOBS, context
+
+#: The default document size limit (GATEWAY_MAX_DOCUMENT_BYTES), from its one source.
+MAX_DOCUMENT_BYTES = Settings().max_document_bytes
 
 # --- unit: what the caches keep -------------------------------------------------------------
 
@@ -88,7 +92,12 @@ def test_no_cache_keeps_an_evicted_document_or_its_text_alive(root: str):
 
 def test_the_document_cache_is_bounded_in_bytes_and_keyed_by_digests():
     documents = PreparedDocuments(
-        rules=(), max_tokens=20_000, size=512, shape=ShapeLimits(), max_bytes=2_000_000
+        rules=(),
+        max_tokens=20_000,
+        size=512,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+        max_bytes=2_000_000,
     )
     texts = [lookups(f"d{n}") for n in range(40)]  # ~1,100 tokens each: ~0.7 MB by estimate
     for text in texts:
@@ -102,7 +111,12 @@ def test_the_document_cache_is_bounded_in_bytes_and_keyed_by_digests():
 
 def test_a_document_heavier_than_the_whole_cache_is_served_but_not_kept():
     documents = PreparedDocuments(
-        rules=(), max_tokens=20_000, size=512, shape=ShapeLimits(), max_bytes=100_000
+        rules=(),
+        max_tokens=20_000,
+        size=512,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+        max_bytes=100_000,
     )
     text = lookups("heavy")
     assert documents.document(text) is not documents.document(text)
@@ -122,7 +136,11 @@ def test_a_document_leaves_nothing_for_the_cycle_collector(text: str):
     parser: each document became garbage only the cycle collector frees, which the
     gateway runs rarely; a worker refusing documents of 20,000 tokens swung by 90 MB."""
     documents = PreparedDocuments(
-        rules=(), max_tokens=20_000, size=1, shape=ShapeLimits(), max_document_bytes=60_000
+        rules=(),
+        max_tokens=20_000,
+        size=1,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=60_000,
     )
     gc.collect()
     gc.disable()
@@ -200,7 +218,7 @@ def request_cost(sent: Sent) -> int:
     else:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["query"][0]
     size = len(query.encode())
-    if size > DEFAULT_MAX_DOCUMENT_BYTES:
+    if size > MAX_DOCUMENT_BYTES:
         return 1
     return min(RATE_BURST, max(1, -(-size // COST_BYTES)))
 
@@ -400,7 +418,7 @@ def test_a_token_sending_the_worst_documents_at_its_full_rate_costs_others_littl
     victim = Victim(gateway)
     victim_thread = threading.Thread(target=victim.run)
     victim_thread.start()
-    kinds = attack_documents(DEFAULT_MAX_DOCUMENT_BYTES)
+    kinds = attack_documents(MAX_DOCUMENT_BYTES)
     try:
         idle_before = victim.measure(8.0)
 

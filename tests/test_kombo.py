@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from gateway.config import Settings
 from gateway.upstream.kombo import (
     JobQuery,
     JobsPage,
@@ -79,7 +80,12 @@ async def list_jobs(
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
         # One attempt: these tests read how one answer is parsed (retries: test_retry.py).
         client = KomboClient(
-            http, base_url=base_url, api_key=API_KEY, retry=RetryPolicy(attempts=1)
+            http,
+            base_url=base_url,
+            api_key=API_KEY,
+            retry=RetryPolicy(attempts=1, attempt_timeout=30),
+            max_concurrency=16,
+            request_timeout=20,
         )
         return await client.list_jobs(
             INTEGRATION, query or JobQuery(), page_size=page_size, cursor=cursor
@@ -116,9 +122,16 @@ async def raised_after_retries(handler: Handler) -> KomboError:
     async def no_wait(seconds: float) -> None:
         pass
 
-    policy = RetryPolicy(attempts=4, sleep=no_wait)
+    policy = RetryPolicy(attempts=4, attempt_timeout=30, sleep=no_wait)
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY, retry=policy)
+        client = KomboClient(
+            http,
+            base_url=BASE_URL,
+            api_key=API_KEY,
+            retry=policy,
+            max_concurrency=16,
+            request_timeout=20,
+        )
         with pytest.raises(KomboError) as info:
             await client.list_jobs(INTEGRATION, JobQuery())
     return info.value
@@ -576,7 +589,7 @@ async def test_an_answer_over_the_byte_cap_is_too_large_and_never_retried() -> N
 
 async def test_an_over_the_cap_answer_to_the_key_check_is_too_large() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(too_large)) as http:
-        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY)
+        client = KomboClient.from_settings(http, Settings(base_url=BASE_URL), api_key=API_KEY)
         with pytest.raises(KomboAnswerTooLarge):
             await client.check_api_key()
 
@@ -640,7 +653,8 @@ async def test_the_clients_connect_timeout_holds_for_each_call():
     seen = Recorder()
     timeout = httpx.Timeout(30, connect=5, pool=30)
     async with httpx.AsyncClient(transport=httpx.MockTransport(seen), timeout=timeout) as http:
-        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY, request_timeout=12)
+        settings = Settings(base_url=BASE_URL, request_timeout=12)
+        client = KomboClient.from_settings(http, settings, api_key=API_KEY)
         await client.list_jobs(INTEGRATION, JobQuery())
     assert seen.only.extensions["timeout"]["connect"] == 5
 
@@ -654,7 +668,7 @@ async def test_concurrency_caps_of_idle_integrations_are_not_kept():
         return ok(request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(held)) as http:
-        client = KomboClient(http, base_url=BASE_URL, api_key=API_KEY)
+        client = KomboClient.from_settings(http, Settings(base_url=BASE_URL), api_key=API_KEY)
         release.set()
         for n in range(50):
             await client.list_jobs(f"personio:{n}", JobQuery())

@@ -43,7 +43,7 @@ async def test_two_unknown_among_fifty_never_cost_more_than_fifteen_calls():
     for a, b in itertools.combinations(range(50), 2):
         unknown = {candidates[a], candidates[b]}
         kombo = kombo_without(unknown, candidates)
-        lookup = await fetch_by_ids(kombo, "i", candidates)
+        lookup = await fetch_by_ids(kombo, "i", candidates, max_calls=100)
         assert set(lookup.found) == set(candidates) - unknown
         assert not lookup.unchecked
         assert len(sent_ids(kombo)) <= 15, (a, b)
@@ -90,7 +90,7 @@ async def test_a_spent_budget_never_reports_an_existing_id_as_unknown():
 
 async def test_all_known_costs_one_call():
     kombo = kombo_without(set(), ids(250))
-    lookup = await fetch_by_ids(kombo, "i", ids(250))
+    lookup = await fetch_by_ids(kombo, "i", ids(250), max_calls=100)
     assert len(lookup.found) == 250 and len(sent_ids(kombo)) == 1
 
 
@@ -99,13 +99,13 @@ async def test_other_errors_propagate():
     kombo.fail(KomboAPIError(503), times=None)
 
     with pytest.raises(KomboAPIError):
-        await fetch_by_ids(kombo, "i", ids(3))
+        await fetch_by_ids(kombo, "i", ids(3), max_calls=100)
 
 
 async def test_loader_batches_in_order_with_duplicates_and_at_most_250_per_call():
     kombo = kombo_without({"9" * 24}, [*ids(300), "9" * 24])
-    cached = CachedKombo(kombo, UpstreamCache(ttl=0), fingerprint="f")
-    loader = JobLoader(cached, "i", GatewayMetrics())
+    cached = CachedKombo(kombo, UpstreamCache.disabled(), fingerprint="f")
+    loader = JobLoader(cached, "i", GatewayMetrics(), max_calls=100)
     wanted = ids(300) + ids(10) + ["9" * 24]
     results = await loader.load_many(wanted)
     assert [job and job["id"] for job in results] == [*ids(300), *ids(10), None]
@@ -119,8 +119,8 @@ async def test_a_look_up_retried_after_a_failed_batch_is_not_counted_as_coalesce
     kombo = kombo_without(set(), ["a" * 24])
     kombo.fail(KomboAPIError(503, code="REMOTE.SERVICE_UNAVAILABLE"))
     metrics = GatewayMetrics()
-    cached = CachedKombo(kombo, UpstreamCache(0), fingerprint="f")
-    loader = JobLoader(cached, "i", metrics)
+    cached = CachedKombo(kombo, UpstreamCache.disabled(), fingerprint="f")
+    loader = JobLoader(cached, "i", metrics, max_calls=100)
     with pytest.raises(KomboAPIError):
         await loader.load("a" * 24)
     assert (await loader.load("a" * 24))["id"] == "a" * 24  # a real second call

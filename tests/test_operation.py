@@ -31,7 +31,13 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4, shape=ShapeLimits())
+    documents = PreparedDocuments(
+        rules=(),
+        max_tokens=1000,
+        size=4,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+    )
     query = "{ jobs { nodes { name } } }"
     first = documents.document(query)
     assert documents.errors(query, SCHEMA, first, RULES) == []
@@ -42,7 +48,13 @@ def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
 
 
 def test_validation_errors_are_kept_and_other_rules_validate_again(validations: list[str]):
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=4, shape=ShapeLimits())
+    documents = PreparedDocuments(
+        rules=(),
+        max_tokens=1000,
+        size=4,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+    )
     query = "{ __schema { queryType { name } } }"
     document = documents.document(query)
     assert documents.errors(query, SCHEMA, document, RULES) == []
@@ -54,7 +66,13 @@ def test_validation_errors_are_kept_and_other_rules_validate_again(validations: 
 
 
 def test_the_least_recently_used_query_leaves_first():
-    documents = PreparedDocuments(rules=(), max_tokens=1000, size=2, shape=ShapeLimits())
+    documents = PreparedDocuments(
+        rules=(),
+        max_tokens=1000,
+        size=2,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+    )
     a, b, c = "{ a: jobs { pageInfo { hasNextPage } } }", "{ b: __typename }", "{ c: __typename }"
     kept_a = documents.document(a)
     documents.document(b)
@@ -65,7 +83,13 @@ def test_the_least_recently_used_query_leaves_first():
 
 
 def test_parse_limits_apply_and_syntax_errors_are_not_kept():
-    documents = PreparedDocuments(rules=(), max_tokens=10, size=4, shape=ShapeLimits())
+    documents = PreparedDocuments(
+        rules=(),
+        max_tokens=10,
+        size=4,
+        shape=ShapeLimits(max_fields=2_000, max_depth=15),
+        max_document_bytes=48 * 1024,
+    )
     with pytest.raises(GraphQLSyntaxError, match="more than 10 tokens"):
         documents.document("{ jobs { nodes { id name status postUrl remoteId } } }")
     with pytest.raises(GraphQLSyntaxError, match="Syntax Error"):

@@ -64,11 +64,12 @@ def test_the_two_paths_differ_only_by_the_compiled_projections():
 
 def context(jobs: list[dict[str, Any]], metrics: GatewayMetrics | None = None) -> Context:
     fake = FakeKombo({SANDBOX_INTEGRATION_IDS[0]: jobs})
-    kombo = CachedKombo(fake, UpstreamCache(0), fingerprint="t")
+    kombo = CachedKombo(fake, UpstreamCache.disabled(), fingerprint="t")
     return Context(
         kombo=kombo,
-        loaders=Loaders(kombo, GatewayMetrics()),
+        loaders=Loaders(kombo, GatewayMetrics(), max_calls=100),
         integration_id=SANDBOX_INTEGRATION_IDS[0],
+        max_ids=1_000,
         metrics=metrics,
     )
 

@@ -26,7 +26,8 @@ class FakeTime:
 
 
 def policy(time: FakeTime, **kwargs: Any) -> RetryPolicy:
-    return RetryPolicy(clock=time.clock, sleep=time.sleep, rng=random.Random(1), **kwargs)
+    settings = {"attempts": 4, "attempt_timeout": 30.0, **kwargs}
+    return RetryPolicy(clock=time.clock, sleep=time.sleep, rng=random.Random(1), **settings)
 
 
 class Flaky:

@@ -93,11 +93,12 @@ SCHEMA = build_schema()
 
 async def keys_read(query: str) -> tuple[frozenset[str] | None, Any]:
     client = FakeKombo({SANDBOX_INTEGRATION_IDS[0]: [{"id": "j1", "name": "A"}]})
-    kombo = CachedKombo(client, UpstreamCache(0), fingerprint="t")
+    kombo = CachedKombo(client, UpstreamCache.disabled(), fingerprint="t")
     context = Context(
         kombo=kombo,
-        loaders=Loaders(kombo, GatewayMetrics()),
+        loaders=Loaders(kombo, GatewayMetrics(), max_calls=100),
         integration_id=SANDBOX_INTEGRATION_IDS[0],
+        max_ids=1_000,
     )
     result = await SCHEMA.execute(query, context_value=context)
     assert not result.errors, result.errors

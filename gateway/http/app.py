@@ -50,15 +50,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         http: a client to use instead of building one (it then stays the caller's to close).
     """
     gateway = GatewayState(settings, http)
-    limits = QueryLimits(
-        max_depth=settings.max_depth,
-        max_aliases=settings.max_aliases,
-        max_tokens=settings.max_tokens,
-        introspection=settings.introspection,
-        max_batch=settings.max_batch,
-        max_fields=settings.max_fields,
-        max_document_bytes=settings.max_document_bytes,
-    )
+    limits = QueryLimits.from_settings(settings)
     view = GraphQLView(build_schema(limits), gateway)
 
     async def healthz(request: Request) -> Response:

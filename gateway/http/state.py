@@ -120,15 +120,10 @@ class GatewayState:
             else None
         )
         keys = KeySpace(settings.redis_prefix)
-        self.kombo = KomboClient(
+        self.kombo = KomboClient.from_settings(
             self.http,
-            base_url=settings.base_url,
+            settings,
             api_key=server_key,
-            retry=RetryPolicy(
-                attempts=settings.retry_attempts, attempt_timeout=settings.read_timeout
-            ),
-            max_concurrency=settings.max_concurrency,
-            request_timeout=settings.request_timeout,
             on_retry=self._on_retry,
             span=upstream_span,
             backoff=SharedBackoff(self.redis, keys),
@@ -157,13 +152,18 @@ class GatewayState:
             local=RateLimiter(failures_rate, failures_burst),
         )
         self.ready = ReadinessProbe(
-            KomboClient(self._probe_http, base_url=settings.base_url, api_key=server_key),
+            KomboClient(
+                self._probe_http,
+                base_url=settings.base_url,
+                api_key=server_key,
+                retry=RetryPolicy(attempts=1, attempt_timeout=settings.read_timeout),
+                max_concurrency=1,
+                request_timeout=settings.request_timeout,
+            ),
             checks_key=settings.api_key is not None,
         )
-        self.cache = UpstreamCache(
-            settings.cache_ttl,
-            max_entries=settings.cache_max_entries,
-            max_bytes=settings.cache_max_bytes,
+        self.cache = UpstreamCache.from_settings(
+            settings,
             metrics=self.metrics,
             shared=SharedPages(
                 SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics),

@@ -26,12 +26,12 @@ from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.config import Settings
 from gateway.errors import BadUserInput
 from gateway.schema.context import Context
-from gateway.schema.document_shape import DEFAULT_MAX_FIELDS, ShapeLimits
+from gateway.schema.document_shape import ShapeLimits
 from gateway.schema.fastpath.projection import GatewayExecutionContext, ProjectingExecutionContext
 from gateway.schema.operation import (
-    DEFAULT_MAX_DOCUMENT_BYTES,
     OperationExtension,
     PreparedDocuments,
 )
@@ -100,16 +100,28 @@ class GatewaySchema(strawberry.federation.Schema):
 class QueryLimits:
     """Bounds on one operation, checked while parsing and validating (never per field)."""
 
-    max_depth: int = 15
-    max_aliases: int = 500
-    max_tokens: int = 20_000
-    introspection: bool = True
+    max_depth: int
+    max_aliases: int
+    max_tokens: int
+    introspection: bool
     #: Operations one HTTP request may carry as a JSON list (1: no batching).
-    max_batch: int = 10
+    max_batch: int
     #: Fields one operation may select after fragment expansion.
-    max_fields: int = DEFAULT_MAX_FIELDS
+    max_fields: int
     #: Bytes of one document's text, checked before it is lexed.
-    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    max_document_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueryLimits:
+        return cls(
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            introspection=settings.introspection,
+            max_batch=settings.max_batch,
+            max_fields=settings.max_fields,
+            max_document_bytes=settings.max_document_bytes,
+        )
 
 
 _REFERENCE_KEYS = frozenset({"id", "komboId"})
@@ -139,7 +151,7 @@ def build_schema(limits: QueryLimits | None = None, *, fast_path: bool = True) -
     resolver runs. Introspection fields don't count toward the depth limit, so GraphiQL's
     introspection query passes whatever the limit.
     """
-    limits = limits or QueryLimits()
+    limits = limits or QueryLimits.from_settings(Settings())
     # Parsed and validated documents are reused per query text: clients repeat the
     # same few queries, and compiled projections are keyed by the document's nodes.
     documents = PreparedDocuments(

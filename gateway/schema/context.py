@@ -13,18 +13,24 @@ process-lifetime parts (the Kombo client) and request-lifetime parts (loaders,
 the integration named by the request). Built by hand, here over the sandbox in memory::
 
     >>> import asyncio, httpx, types
-    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
     >>> from gateway.observability.metrics import GatewayMetrics
     >>> from gateway.sandbox.app import create_sandbox_app
     >>> from gateway.upstream.cache import CachedKombo, UpstreamCache
     >>> from gateway.upstream.kombo import KomboClient
     >>> from gateway.upstream.loaders import Loaders
     >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
-    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
-    >>> kombo = CachedKombo(client, UpstreamCache(ttl=0), fingerprint="example")
+    >>> settings = Settings(base_url="http://sandbox/v1")
+    >>> client = KomboClient.from_settings(http, settings, api_key=SANDBOX_API_KEY)
+    >>> kombo = CachedKombo(client, UpstreamCache.disabled(), fingerprint="example")
     >>> def request_info(integration_id):  # what resolvers read of one request's `info`
-    ...     loaders = Loaders(kombo, GatewayMetrics())  # for this request only
-    ...     context = Context(kombo=kombo, loaders=loaders, integration_id=integration_id)
+    ...     loaders = Loaders(kombo, GatewayMetrics(), max_calls=settings.isolation_calls)
+    ...     context = Context(
+    ...         kombo=kombo,
+    ...         loaders=loaders,
+    ...         integration_id=integration_id,
+    ...         max_ids=settings.max_ids,
+    ...     )
     ...     return types.SimpleNamespace(context=context)
     >>> integration = SANDBOX_INTEGRATION_IDS[0]
     >>> asyncio.run(job(request_info(integration), "FnCRC36mz7mUeEYy1Y2F7A6i"))["name"]
@@ -66,13 +72,13 @@ class Context:
     loaders: Loaders
     #: The integration the request uses; None when neither header nor default named one.
     integration_id: str | None
+    #: Most IDs one `nodes` call or one `JobFilter` list may carry (`GATEWAY_MAX_IDS`).
+    max_ids: int
     #: Screening questions that have a precondition, mapped (by object identity) to
     #: their job's question list, so `preconditionQuestion` resolves within the job.
     question_siblings: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     #: Why the request's integration header was refused, reported by `require_integration`.
     integration_problem: str | None = None
-    #: Most IDs one `nodes` call or one `JobFilter` list may carry.
-    max_ids: int = 1_000
     #: Keys the cursors this request issues and accepts (`gateway.schema.pagination.cursor_key`).
     cursor_key: bytes = b""
     #: The app's metrics, for what the schema's executor counts (fast-path fallbacks);

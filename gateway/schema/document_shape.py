@@ -37,10 +37,6 @@ from graphql import (
     SelectionSetNode,
 )
 
-#: Fields one operation may select after fragment expansion, by default. GraphiQL's
-#: introspection query selects 229; every Job field with every nested object and union
-#: member, 127; the benchmark's 60 aliased look-ups, 660.
-DEFAULT_MAX_FIELDS: Final = 2_000
 #: Selection sets and fragment spreads nested in one another, at most. GraphiQL's
 #: introspection query nests 14 deep; graphql-core's recursive rules fail near 200.
 MAX_NESTING: Final = 64
@@ -50,9 +46,10 @@ MAX_NESTING: Final = 64
 class ShapeLimits:
     """The limits `shape_problem` checks."""
 
-    max_fields: int = DEFAULT_MAX_FIELDS
+    #: Fields one operation may select after fragment expansion (`GATEWAY_MAX_FIELDS`).
+    max_fields: int
     #: Fields with selections nested in one another (introspection fields not counted).
-    max_depth: int = 15
+    max_depth: int
     max_nesting: int = MAX_NESTING
 
 

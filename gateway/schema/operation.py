@@ -72,11 +72,6 @@ from gateway.schema.private_api import (
     validate_document,
 )
 
-#: Bytes (UTF-8) of one GraphQL document at most, by default (GATEWAY_MAX_DOCUMENT_BYTES).
-#: GraphiQL's introspection query is ~1.6 KB, the benchmark's 60 look-ups ~8 KB, the
-#: tests' chain of 1,000 fragments (refused later, for its nesting) ~33 KB. Past ~40 KB,
-#: GATEWAY_MAX_TOKENS (20,000) decides first for dense text anyway.
-DEFAULT_MAX_DOCUMENT_BYTES: Final = 48 * 1024
 #: Memory the kept documents may take, by estimate (see the module docstring).
 DOCUMENT_CACHE_BYTES: Final = 32 * 1024 * 1024
 #: Bytes of a document not prepared yet that cost one request of its caller's rate limit
@@ -133,7 +128,8 @@ class PreparedDocuments:
     Usage::
 
         documents = PreparedDocuments(rules=(), max_tokens=20_000, size=512,
-                                      shape=ShapeLimits(), max_document_bytes=32_768)
+                                      shape=ShapeLimits(max_fields=2_000, max_depth=15),
+                                      max_document_bytes=32_768)
         document = documents.document(query)     # GraphQLError: too large, or no GraphQL
         errors = documents.errors(query, schema, document, rules)
 
@@ -149,7 +145,7 @@ class PreparedDocuments:
         max_tokens: int,
         size: int,
         shape: ShapeLimits,
-        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        max_document_bytes: int,
         max_bytes: int = DOCUMENT_CACHE_BYTES,
     ):
         self.rules = tuple(rules)

@@ -3,14 +3,15 @@
 Usage (`client` is the process's `KomboClient`; here over the sandbox, in memory)::
 
     >>> import asyncio, httpx
-    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
     >>> from gateway.sandbox.app import create_sandbox_app
     >>> from gateway.upstream.kombo import JobQuery, KomboClient
     >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
-    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
+    >>> settings = Settings(base_url="http://sandbox/v1")
+    >>> client = KomboClient.from_settings(http, settings, api_key=SANDBOX_API_KEY)
     >>> integration = SANDBOX_INTEGRATION_IDS[0]
 
-    >>> cache = UpstreamCache(ttl=30, max_entries=5_000, max_bytes=16 << 20)  # one per process
+    >>> cache = UpstreamCache.from_settings(settings)  # one per process (TTL 30 s)
     >>> fingerprint = credential_fingerprint(SANDBOX_API_KEY)
     >>> async def request():  # what one GraphQL request does
     ...     kombo = CachedKombo(client, cache, fingerprint=fingerprint, refresh=False)
@@ -47,6 +48,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from gateway.config import Settings
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
 from gateway.upstream.budget import CallBudget
@@ -54,9 +56,6 @@ from gateway.upstream.kombo import JOBS_PATH, JobPageFetcher, JobQuery, JobsPage
 from gateway.upstream.shared_pages import SharedPages
 
 Job = dict[str, Any]
-
-DEFAULT_MAX_ENTRIES = 5_000
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +71,8 @@ class UpstreamCache:
         self,
         ttl: float,
         *,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entries: int,
+        max_bytes: int,
         metrics: GatewayMetrics | None = None,
         timer: Callable[[], float] = time.monotonic,
         shared: SharedPages | None = None,
@@ -92,6 +91,28 @@ class UpstreamCache:
             getsizeof=lambda entry: max(entry.size, floor),
         )
         self._in_flight: dict[Hashable, asyncio.Task[tuple[Any, int]]] = {}
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        metrics: GatewayMetrics | None = None,
+        shared: SharedPages | None = None,
+    ) -> UpstreamCache:
+        """The process's cache as `GATEWAY_CACHE_*` configure it."""
+        return cls(
+            settings.cache_ttl,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
+            metrics=metrics,
+            shared=shared,
+        )
+
+    @classmethod
+    def disabled(cls, *, metrics: GatewayMetrics | None = None) -> UpstreamCache:
+        """No cache (`GATEWAY_CACHE_TTL=0`): every call reaches Kombo, none is shared."""
+        return cls(0, max_entries=1, max_bytes=1, metrics=metrics)
 
     def get(self, key: Hashable, kind: str) -> Any | None:
         """A cached value (counted as a hit or miss of `kind`), or None."""

@@ -4,16 +4,17 @@ Usage (one `Loaders` per GraphQL request, built in `get_context` over the reques
 `CachedKombo`; here over the sandbox, in memory)::
 
     >>> import asyncio, httpx
-    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
+    >>> from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS, Settings
     >>> from gateway.observability.metrics import GatewayMetrics
     >>> from gateway.sandbox.app import create_sandbox_app
     >>> from gateway.upstream.cache import CachedKombo, UpstreamCache
     >>> from gateway.upstream.kombo import KomboClient
     >>> http = httpx.AsyncClient(transport=httpx.ASGITransport(create_sandbox_app()))
-    >>> client = KomboClient(http, base_url="http://sandbox/v1", api_key=SANDBOX_API_KEY)
-    >>> kombo = CachedKombo(client, UpstreamCache(ttl=0), fingerprint="example")
+    >>> settings = Settings(base_url="http://sandbox/v1")
+    >>> client = KomboClient.from_settings(http, settings, api_key=SANDBOX_API_KEY)
+    >>> kombo = CachedKombo(client, UpstreamCache.disabled(), fingerprint="example")
 
-    >>> loaders = Loaders(kombo, GatewayMetrics())
+    >>> loaders = Loaders(kombo, GatewayMetrics(), max_calls=settings.isolation_calls)
     >>> async def resolve(*kombo_ids):  # resolvers of one request, all in one tick
     ...     jobs = loaders.jobs(SANDBOX_INTEGRATION_IDS[0])
     ...     return await asyncio.gather(*(jobs.load(kombo_id) for kombo_id in kombo_ids))
@@ -50,8 +51,6 @@ from gateway.upstream.kombo import MAX_PAGE_SIZE, JobLister, JobQuery, KomboAPIE
 Job = dict[str, Any]
 #: Unknown IDs found one by one (cheapest in calls) before switching to parallel splitting.
 _SEQUENTIAL_SEARCHES = 3
-#: Upstream calls one batch of up to 250 IDs may spend isolating unknown IDs.
-DEFAULT_ISOLATION_CALLS = 100
 
 
 class TooManyUnknownIds(BadUserInput):
@@ -73,7 +72,7 @@ async def fetch_by_ids(
     integration_id: str,
     ids: Sequence[str],
     *,
-    max_calls: int = DEFAULT_ISOLATION_CALLS,
+    max_calls: int,
 ) -> Lookup:
     """The jobs with these IDs (deleted ones included) that exist, keyed by Kombo ID.
 
@@ -204,7 +203,7 @@ class JobLoader(DataLoader[str, "Job | None"]):
         integration_id: str,
         metrics: GatewayMetrics,
         *,
-        max_calls: int = DEFAULT_ISOLATION_CALLS,
+        max_calls: int,
     ) -> None:
         #: The loader's own memo of this request (it forgets the keys of a failed batch).
         self._memo: dict[str, Any] = {}
@@ -265,7 +264,7 @@ class Loaders:
         kombo: CachedKombo,
         metrics: GatewayMetrics,
         *,
-        max_calls: int = DEFAULT_ISOLATION_CALLS,
+        max_calls: int,
     ) -> None:
         self._kombo = kombo
         self._metrics = metrics

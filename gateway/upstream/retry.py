@@ -38,11 +38,13 @@ class DeadlineExceeded(Exception):
 class RetryPolicy:
     """How often and how patiently to retry one upstream call."""
 
-    attempts: int = 4
+    #: Tries, the first included (`GATEWAY_RETRY_ATTEMPTS`).
+    attempts: int
+    #: Upper bound of one attempt, further cut to the time left before the deadline
+    #: (`KOMBO_READ_TIMEOUT`).
+    attempt_timeout: float
     base_delay: float = 0.2
     max_delay: float = 5.0
-    #: Upper bound of one attempt, further cut to the time left before the deadline.
-    attempt_timeout: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
     rng: random.Random = field(default_factory=random.Random, compare=False)

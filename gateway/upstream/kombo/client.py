@@ -13,6 +13,7 @@ from typing import Protocol
 
 import httpx
 
+from gateway.config import Settings
 from gateway.sharing.backoff import SharedBackoff
 from gateway.upstream.kombo.envelope import api_error_from_response, redacted
 from gateway.upstream.kombo.errors import (
@@ -112,9 +113,9 @@ class KomboClient:
         *,
         base_url: str,
         api_key: str,
-        retry: RetryPolicy | None = None,
-        max_concurrency: int = 16,
-        request_timeout: float = 20.0,
+        retry: RetryPolicy,
+        max_concurrency: int,
+        request_timeout: float,
         on_retry: Callable[[BaseException], None] | None = None,
         span: Callable[[str, Mapping[str, str]], AbstractContextManager[None]] | None = None,
         backoff: SharedBackoff | None = None,
@@ -124,7 +125,7 @@ class KomboClient:
         self._jobs_url = self._base_url + JOBS_PATH
         self._api_key = api_key
         self._auth = f"Bearer {api_key}"
-        self._retry = retry or RetryPolicy()
+        self._retry = retry
         self._max_concurrency = max_concurrency
         self._request_timeout = request_timeout
         self._on_retry = on_retry
@@ -137,6 +138,32 @@ class KomboClient:
         #: integrations a caller names come and go, and must not pile up.
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        *,
+        api_key: str,
+        on_retry: Callable[[BaseException], None] | None = None,
+        span: Callable[[str, Mapping[str, str]], AbstractContextManager[None]] | None = None,
+        backoff: SharedBackoff | None = None,
+    ) -> KomboClient:
+        """The client as the settings configure it (base URL, retries, caps, deadline)."""
+        return cls(
+            http,
+            base_url=settings.base_url,
+            api_key=api_key,
+            retry=RetryPolicy(
+                attempts=settings.retry_attempts, attempt_timeout=settings.read_timeout
+            ),
+            max_concurrency=settings.max_concurrency,
+            request_timeout=settings.request_timeout,
+            on_retry=on_retry,
+            span=span,
+            backoff=backoff,
         )
 
     @property
