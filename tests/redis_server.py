@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -80,9 +80,11 @@ def _command(*parts: str) -> bytes:
 
 @contextlib.contextmanager
 def redis_server(
-    password: str | None = None, arguments: tuple[str, ...] = ()
+    password: str | None = None, arguments: tuple[str, ...] = (), port: int | None = None
 ) -> Iterator[RedisServer]:
-    server = RedisServer(_free_port(), password, arguments)
+    """A running redis-server on `port` (a free one by default; give the port when
+    `arguments` listen elsewhere, e.g. `--port 0 --tls-port P`)."""
+    server = RedisServer(port or free_port(), password, arguments)
     server.start()
     try:
         yield server

@@ -160,7 +160,10 @@ def test_no_redis_key_holds_the_api_key_and_integrations_never_share(
 
 
 def test_redis_dying_mid_load_loses_no_request_and_sharing_resumes(
-    pair: tuple[GraphQLClient, GraphQLClient], upstream: Upstream, shared_redis: RedisServer
+    pair: tuple[GraphQLClient, GraphQLClient],
+    replicas: tuple[GatewayProcess, GatewayProcess],
+    upstream: Upstream,
+    shared_redis: RedisServer,
 ):
     a, b = pair
     clients = [a, b] * 40
@@ -174,6 +177,8 @@ def test_redis_dying_mid_load_loses_no_request_and_sharing_resumes(
         results = list(pool.map(ask, range(len(clients))))
     for result in results:
         assert jobs_of(result)  # data, never an error
+    for client in (a, b):  # Redis is an optimisation, not a dependency
+        assert httpx.get(f"{client.url}/readyz").status_code == 200
     shared_redis.start()
     time.sleep(5.5)  # the breaker's cooldown: then each process tries Redis again
     for client in (a, b):  # the trial calls close the breakers
@@ -184,6 +189,11 @@ def test_redis_dying_mid_load_loses_no_request_and_sharing_resumes(
     assert upstream.count() == before + 1  # shared again
     metrics = httpx.get(f"{b.url}/metrics").text
     assert "gateway_redis_up 1.0" in metrics
+    assert 'gateway_shared_cache_lookups_total{kind="page",result="hit"}' in metrics
+    for replica in replicas:  # one line when Redis went away, one when it came back
+        log = replica.log()
+        assert log.count("Redis is unavailable") == 1, log[-3000:]
+        assert log.count("Redis answers again") == 1
 
 
 def test_the_rate_limit_holds_across_replicas(

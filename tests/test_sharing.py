@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from redis.asyncio import Redis
 
 from gateway.http.limits import RateLimiter
@@ -21,7 +22,7 @@ from gateway.sharing.keys import KeySpace, digest
 from gateway.sharing.link import RedisLink
 from gateway.sharing.rate_limit import SharedRateLimiter
 from gateway.sharing.shared_cache import MAX_VALUE_BYTES, SharedCache
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer, free_port, redis_server
 
 
 class Clock:
@@ -50,7 +51,7 @@ async def link(server: RedisServer) -> AsyncIterator[RedisLink]:
 
 
 def metric(link: RedisLink, name: str, **labels: str) -> float:
-    value = link._metrics.registry.get_sample_value(name, labels or None)
+    value = link.metrics.registry.get_sample_value(name, labels or None)
     return value or 0.0
 
 
@@ -165,7 +166,7 @@ async def test_the_url_and_its_password_never_reach_the_log(caplog: pytest.LogCa
 
 
 async def test_shared_values_expire_with_the_cache_ttl(link: RedisLink):
-    cache = SharedCache(link, ttl=0.2, metrics=link._metrics)
+    cache = SharedCache(link, ttl=0.2, metrics=link.metrics)
     await cache.put("t:{i:1}:page:a", b"payload")
     assert await cache.get("t:{i:1}:page:a", kind="page") == b"payload"
     assert 0 < await link.client.pttl("t:{i:1}:page:a") <= 200
@@ -176,7 +177,7 @@ async def test_shared_values_expire_with_the_cache_ttl(link: RedisLink):
 
 
 async def test_many_values_in_one_round_trip_and_oversized_ones_are_not_shared(link: RedisLink):
-    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    cache = SharedCache(link, ttl=30, metrics=link.metrics)
     await cache.put_many({"t:{i:1}:job:a": b"A", "t:{i:1}:job:b": b"B"})
     await cache.put("t:{i:1}:page:huge", b"x" * (MAX_VALUE_BYTES + 1))
     found = await cache.get_many(["t:{i:1}:job:a", "t:{i:1}:job:x", "t:{i:1}:job:b"], kind="job")
@@ -192,7 +193,7 @@ async def test_one_process_holds_the_lease_and_a_waiter_wakes_when_the_value_lan
 ):
     flights = SharedFlights(link, KEYS, lease=5.0)
     other = SharedFlights(link, KEYS, lease=5.0)  # another process's
-    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    cache = SharedCache(link, ttl=30, metrics=link.metrics)
     key = KEYS.page("i:1", "fp", "q")
     mine = await flights.claim(key)
     theirs = await other.claim(key)
@@ -218,7 +219,7 @@ async def test_one_process_holds_the_lease_and_a_waiter_wakes_when_the_value_lan
 async def test_a_holder_that_dies_frees_its_lease_by_expiry(link: RedisLink):
     dying = SharedFlights(link, KEYS, lease=0.3)
     waiter = SharedFlights(link, KEYS, lease=0.3)
-    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    cache = SharedCache(link, ttl=30, metrics=link.metrics)
     key = KEYS.page("i:1", "fp", "q2")
     assert (await dying.claim(key)).held  # and never lands
     started = time.monotonic()
@@ -233,7 +234,7 @@ async def test_a_holder_that_dies_frees_its_lease_by_expiry(link: RedisLink):
 async def test_a_waiter_never_waits_past_its_deadline(link: RedisLink):
     holder = SharedFlights(link, KEYS, lease=30)
     waiter = SharedFlights(link, KEYS, lease=30)
-    cache = SharedCache(link, ttl=30, metrics=link._metrics)
+    cache = SharedCache(link, ttl=30, metrics=link.metrics)
     key = KEYS.page("i:1", "fp", "q3")
     assert (await holder.claim(key)).held
     started = time.monotonic()
@@ -369,3 +370,33 @@ async def test_the_documented_acl_is_all_the_gateway_needs():
         await flights.aclose()
         await other.aclose()
         await link.aclose()
+
+
+# --- TLS (rediss://) ------------------------------------------------------------------------------
+
+
+async def test_rediss_works_and_verifies_the_servers_certificate(tmp_path: Path):
+    authority = trustme.CA()
+    server_cert = authority.issue_cert("127.0.0.1")
+    cert, key, ca = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    server_cert.cert_chain_pems[0].write_to_path(cert)
+    server_cert.private_key_pem.write_to_path(key)
+    authority.cert_pem.write_to_path(ca)
+    port = free_port()
+    arguments = ("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert))
+    arguments += ("--tls-key-file", str(key), "--tls-ca-cert-file", str(ca))
+    arguments += ("--tls-auth-clients", "no")
+    with redis_server(password="tls-password", arguments=arguments, port=port):
+        url = f"rediss://:tls-password@127.0.0.1:{port}/0"
+        trusting = RedisLink.from_url(
+            f"{url}?ssl_ca_certs={ca}", prefix="t", timeout=1.0, metrics=GatewayMetrics()
+        )
+        cache = SharedCache(trusting, ttl=30, metrics=trusting.metrics)
+        await cache.put("t:{i:1}:page:tls", b"over TLS")
+        assert await cache.get("t:{i:1}:page:tls", kind="page") == b"over TLS"
+        await trusting.aclose()
+        # Without the authority, the certificate is refused: no value crosses.
+        doubting = RedisLink.from_url(url, prefix="t", timeout=1.0, metrics=GatewayMetrics())
+        answer = await doubting.run("ping", lambda r: r.ping(), fallback="refused")
+        assert answer == "refused"
+        await doubting.aclose()

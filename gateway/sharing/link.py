@@ -54,7 +54,7 @@ class RedisLink:
         self.client = client
         self.prefix = prefix
         self.timeout = timeout
-        self._metrics = metrics
+        self.metrics = metrics
         self.breaker = breaker or CircuitBreaker(
             failures=BREAKER_FAILURES, cooldown=BREAKER_COOLDOWN
         )
@@ -99,9 +99,9 @@ class RedisLink:
             async with asyncio.timeout(max(limit, 0.0)):
                 result = await call(self.client)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._metrics.redis_errors.labels(operation=operation).inc()
+            self.metrics.redis_errors.labels(operation=operation).inc()
             if self.breaker.failed():
-                self._metrics.redis_up.set(0)
+                self.metrics.redis_up.set(0)
                 logger.warning(
                     "Redis is unavailable (%s): workers share nothing until it answers "
                     "again, every request is served in-process meanwhile",
@@ -109,7 +109,7 @@ class RedisLink:
                 )
             return fallback
         if self.breaker.succeeded():
-            self._metrics.redis_up.set(1)
+            self.metrics.redis_up.set(1)
             logger.warning("Redis answers again: sharing resumed")
         return result
 
