@@ -30,14 +30,19 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
-    documents = PreparedDocuments(
+def prepared_documents(*, size: int = 4, max_tokens: int = 1000) -> PreparedDocuments:
+    """A document cache with no validation rules of its own and the default limits."""
+    return PreparedDocuments(
         rules=(),
-        max_tokens=1000,
-        size=4,
+        max_tokens=max_tokens,
+        size=size,
         shape=ShapeLimits(max_fields=2_000, max_depth=15),
         max_document_bytes=48 * 1024,
     )
+
+
+def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
+    documents = prepared_documents()
     query = "{ jobs { nodes { name } } }"
     first = documents.document(query)
     assert documents.errors(query, SCHEMA, first, RULES) == []
@@ -48,13 +53,7 @@ def test_a_repeated_query_is_parsed_and_validated_once(validations: list[str]):
 
 
 def test_validation_errors_are_kept_and_other_rules_validate_again(validations: list[str]):
-    documents = PreparedDocuments(
-        rules=(),
-        max_tokens=1000,
-        size=4,
-        shape=ShapeLimits(max_fields=2_000, max_depth=15),
-        max_document_bytes=48 * 1024,
-    )
+    documents = prepared_documents()
     query = "{ __schema { queryType { name } } }"
     document = documents.document(query)
     assert documents.errors(query, SCHEMA, document, RULES) == []
@@ -66,13 +65,7 @@ def test_validation_errors_are_kept_and_other_rules_validate_again(validations: 
 
 
 def test_the_least_recently_used_query_leaves_first():
-    documents = PreparedDocuments(
-        rules=(),
-        max_tokens=1000,
-        size=2,
-        shape=ShapeLimits(max_fields=2_000, max_depth=15),
-        max_document_bytes=48 * 1024,
-    )
+    documents = prepared_documents(size=2)
     a, b, c = "{ a: jobs { pageInfo { hasNextPage } } }", "{ b: __typename }", "{ c: __typename }"
     kept_a = documents.document(a)
     documents.document(b)
@@ -83,13 +76,7 @@ def test_the_least_recently_used_query_leaves_first():
 
 
 def test_parse_limits_apply_and_syntax_errors_are_not_kept():
-    documents = PreparedDocuments(
-        rules=(),
-        max_tokens=10,
-        size=4,
-        shape=ShapeLimits(max_fields=2_000, max_depth=15),
-        max_document_bytes=48 * 1024,
-    )
+    documents = prepared_documents(max_tokens=10)
     with pytest.raises(GraphQLSyntaxError, match="more than 10 tokens"):
         documents.document("{ jobs { nodes { id name status postUrl remoteId } } }")
     with pytest.raises(GraphQLSyntaxError, match="Syntax Error"):
