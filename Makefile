@@ -83,10 +83,11 @@ schema: $(RUN_STAMP)
 	$(BIN)/kombo-gateway schema > schema.graphql
 
 ## Benchmark (not part of `make test`): in-process ratios, gateway vs pass-through proxy over
-## HTTP, upstream calls, peak RSS; writes bench/results/bench.md. wrk is the load generator
-## (installed with apt when missing and possible; else a Python fallback is used).
+## HTTP, upstream calls, peak RSS, two replicas without and with Redis; writes
+## bench/results/bench.md. wrk is the load generator (installed with apt when missing and
+## possible; else a Python fallback is used); the replica section needs redis-server.
 ## Options: make bench BENCH_ARGS="--quick" (see python -m bench.run --help).
-bench: $(DEV_STAMP) assets
+bench: $(DEV_STAMP) assets redis-server
 	@command -v wrk >/dev/null 2>&1 || ((apt-get update -qq && apt-get install -y -qq wrk) || true)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

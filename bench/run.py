@@ -5,7 +5,9 @@ Sections (each prints a markdown table; the whole report is written to `--out`):
 1. in-process (`bench.inprocess`): the fixed queries over sandbox pages in memory, as
    ratios to the orjson floor, with stock graphql-core as a second reference;
 2. upstream calls per fixed query, and end to end over HTTP (`bench.e2e`): gateway vs the
-   pass-through proxy at concurrency 32, 1 and 2 workers, cache disabled; peak RSS.
+   pass-through proxy at concurrency 32, 1 and 2 workers, cache disabled; peak RSS;
+3. replicas (`bench.replicas`): two gateway processes over one workload, without and
+   with Redis: Kombo calls, req/s, and a 100-job page served from L1, L2 and Kombo.
 
 `--quick` shortens every measurement (a smoke run; its figures are noisy). Exit status 0
 when the report was written (targets missed or not: the report says), 2 when a section
@@ -24,15 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from redis.exceptions import RedisError
 
-from bench import e2e, inprocess
+from bench import e2e, inprocess, replicas
 from bench.load import SetupError
 from bench.report import machine_facts, table, verdict, wait_for_quiet, wrk_version
 from gateway.schema.build import build_schema
 
 
 def summary(
-    inproc: inprocess.InprocessResult | None, end_to_end: e2e.E2EResult | None
+    inproc: inprocess.InprocessResult | None,
+    end_to_end: e2e.E2EResult | None,
+    shared: replicas.ReplicaResult | None = None,
 ) -> tuple[list[str], bool]:
     """The targets table, and whether every target was met."""
     rows: list[list[str]] = []
@@ -93,6 +98,10 @@ def summary(
                     verdict(ok),
                 ]
             )
+    if shared is not None:
+        replica_rows, replica_oks = replicas.summary_rows(shared)
+        rows += replica_rows
+        oks += replica_oks
     lines = ["## Targets", "", *table(["what", "target", "measured", ""], rows, "llrl")]
     return lines, bool(oks) and all(oks)
 
@@ -137,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--skip-e2e", action="store_true", help="in-process section only (no subprocesses)"
     )
     parser.add_argument(
+        "--skip-replicas",
+        action="store_true",
+        help="no replica section (two gateways without and with Redis; needs redis-server)",
+    )
+    parser.add_argument(
         "--max-wait-quiet",
         type=float,
         default=None,
@@ -162,7 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench.run: the end-to-end section failed: {exc!r}", file=sys.stderr)
             status = 2
 
-    targets, all_met = summary(inproc, end_to_end)
+    shared: replicas.ReplicaResult | None = None
+    if not args.skip_e2e and not args.skip_replicas:
+        try:
+            shared = replicas.run_replicas(args.quick, max_wait)
+        except (SetupError, httpx.HTTPError, RedisError, OSError, TimeoutError) as exc:
+            print(f"bench.run: the replica section failed: {exc!r}", file=sys.stderr)
+            status = 2
+
+    targets, all_met = summary(inproc, end_to_end, shared)
     quiet = (
         f"- shared host: busy {busy:.0%} of all cores before the run; each measurement waited "
         f"up to {max_wait:g} s for other work to fall below 25% (see the `other` CPU figures)"
@@ -170,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [*header(raw, args.quick), quiet, "", *targets, "", *inprocess.render(inproc), ""]
     if end_to_end is not None:
         lines += [*e2e.render_upstream(end_to_end), "", *e2e.render_e2e(end_to_end), ""]
+    if shared is not None:
+        lines += [*replicas.render(shared), ""]
     missed = [row.name for row in inproc.rows if row.passed is False]
     if missed:
         lines += [*profile_section(missed[0]), ""]
