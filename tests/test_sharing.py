@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from gateway.sharing.keys import KeySpace, digest
 from gateway.sharing.link import RedisLink
 from gateway.sharing.rate_limit import SharedRateLimiter
 from gateway.sharing.shared_cache import MAX_VALUE_BYTES, SharedCache
+from gateway.upstream.kombo import JobsPage
+from gateway.upstream.shared_pages import SharedPages
 from tests.redis_server import RedisServer, free_port, redis_server
 
 
@@ -400,3 +402,57 @@ async def test_rediss_works_and_verifies_the_servers_certificate(tmp_path: Path)
         answer = await doubting.run("ping", lambda r: r.ping(), fallback="refused")
         assert answer == "refused"
         await doubting.aclose()
+
+
+# --- pages across processes (upstream/shared_pages.py) ----------------------------------------
+
+
+async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
+    server: RedisServer,
+):
+    """B misses, A fetches and lands the page and frees its lease, then B claims the
+    lease: B must read the landed page rather than call Kombo a second time."""
+    server.flush()
+    links = [
+        RedisLink.from_url(server.url, prefix="t", timeout=1.0, metrics=GatewayMetrics())
+        for _ in range(2)
+    ]
+    a, b = (
+        SharedPages(
+            SharedCache(link, ttl=30, metrics=link.metrics), SharedFlights(link, KEYS), KEYS
+        )
+        for link in links
+    )
+    calls: list[str] = []
+    page: JobsPage = {"next": None, "results": [{"id": "job-1"}], "byte_size": 20}
+    params = {"page_size": "1"}
+
+    def fetch(name: str) -> Callable[[], Awaitable[JobsPage]]:
+        async def fetched() -> JobsPage:
+            calls.append(name)
+            return page
+
+        return fetched
+
+    missed_once = False
+    real_get = b.cache.get
+
+    async def get_then_let_a_land(key: str, *, kind: str) -> bytes | None:
+        nonlocal missed_once
+        value = await real_get(key, kind=kind)
+        if not missed_once:
+            missed_once = True
+            await a.page(
+                "i:1", "fp", params, fetch("A"), refresh=False, deadline=time.monotonic() + 5
+            )
+        return value
+
+    b.cache.get = get_then_let_a_land  # type: ignore[method-assign]
+    got = await b.page(
+        "i:1", "fp", params, fetch("B"), refresh=False, deadline=time.monotonic() + 5
+    )
+    assert got["results"] == page["results"]
+    assert calls == ["A"]
+    for pages, link in zip((a, b), links, strict=True):
+        await pages.flights.aclose()
+        await link.aclose()

@@ -66,7 +66,13 @@ class SharedPages:
             if found is not None:
                 return found
             lease = await self.flights.claim(key)
-            if not lease.held:
+            if lease.held:
+                # Another process may have landed it between our read and our claim.
+                found = _page_or_none(await self.cache.get(key, kind="page"))
+                if found is not None:
+                    await self.flights.landed(key, lease)
+                    return found
+            else:
                 landed = await self.flights.wait(
                     key, read=lambda: self.cache.get(key, kind="page"), deadline=deadline
                 )
