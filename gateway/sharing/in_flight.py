@@ -137,6 +137,7 @@ class SharedFlights:
         lease_key = self.keys.lease(entry_key)
         try:
             while True:
+                woken.clear()  # before reading: a landing announced meanwhile still wakes us
                 value = await read()
                 if value is not None:
                     return value
@@ -145,7 +146,6 @@ class SharedFlights:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
-                woken.clear()
                 try:
                     await asyncio.wait_for(woken.wait(), timeout=min(POLL, left))
                 except TimeoutError:
