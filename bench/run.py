@@ -7,7 +7,9 @@ Sections (each prints a markdown table; the whole report is written to `--out`):
 2. upstream calls per fixed query, and end to end over HTTP (`bench.e2e`): gateway vs the
    pass-through proxy at concurrency 32, 1 and 2 workers, cache disabled; peak RSS;
 3. replicas (`bench.replicas`): two gateway processes over one workload, without and
-   with Redis: Kombo calls, req/s, and a 100-job page served from L1, L2 and Kombo.
+   with Redis: Kombo calls, req/s, and a 100-job page served from L1, L2 and Kombo;
+4. repeated queries (`bench.repeated`): the cache on, with and without the response
+   cache, side by side: a 100-job page with every field, 50 look-ups, one job by ID.
 
 `--quick` shortens every measurement (a smoke run; its figures are noisy). Exit status 0
 when the report was written (targets missed or not: the report says), 2 when a section
@@ -28,7 +30,7 @@ from pathlib import Path
 import httpx
 from redis.exceptions import RedisError
 
-from bench import e2e, inprocess, replicas
+from bench import e2e, inprocess, repeated, replicas
 from bench.load import SetupError
 from bench.report import machine_facts, table, verdict, wait_for_quiet, wrk_version
 from gateway.schema.build import build_schema
@@ -38,6 +40,7 @@ def summary(
     inproc: inprocess.InprocessResult | None,
     end_to_end: e2e.E2EResult | None,
     shared: replicas.ReplicaResult | None = None,
+    repeats: repeated.RepeatedResult | None = None,
 ) -> tuple[list[str], bool]:
     """The targets table, and whether every target was met."""
     rows: list[list[str]] = []
@@ -102,6 +105,10 @@ def summary(
         replica_rows, replica_oks = replicas.summary_rows(shared)
         rows += replica_rows
         oks += replica_oks
+    if repeats is not None:
+        repeated_rows, repeated_oks = repeated.summary_rows(repeats)
+        rows += repeated_rows
+        oks += repeated_oks
     lines = ["## Targets", "", *table(["what", "target", "measured", ""], rows, "llrl")]
     return lines, bool(oks) and all(oks)
 
@@ -151,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="no replica section (two gateways without and with Redis; needs redis-server)",
     )
     parser.add_argument(
+        "--skip-repeated",
+        action="store_true",
+        help="no repeated-query section (the response cache on and off)",
+    )
+    parser.add_argument(
         "--max-wait-quiet",
         type=float,
         default=None,
@@ -184,7 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench.run: the replica section failed: {exc!r}", file=sys.stderr)
             status = 2
 
-    targets, all_met = summary(inproc, end_to_end, shared)
+    repeats: repeated.RepeatedResult | None = None
+    if not args.skip_e2e and not args.skip_repeated:
+        try:
+            repeats = repeated.run_repeated(args.quick, max_wait)
+        except (SetupError, httpx.HTTPError, OSError, TimeoutError) as exc:
+            print(f"bench.run: the repeated-query section failed: {exc!r}", file=sys.stderr)
+            status = 2
+
+    targets, all_met = summary(inproc, end_to_end, shared, repeats)
     quiet = (
         f"- shared host: busy {busy:.0%} of all cores before the run; each measurement waited "
         f"up to {max_wait:g} s for other work to fall below 25% (see the `other` CPU figures)"
@@ -194,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [*e2e.render_upstream(end_to_end), "", *e2e.render_e2e(end_to_end), ""]
     if shared is not None:
         lines += [*replicas.render(shared), ""]
+    if repeats is not None:
+        lines += [*repeated.render(repeats), ""]
     missed = [row.name for row in inproc.rows if row.passed is False]
     if missed:
         lines += [*profile_section(missed[0]), ""]

@@ -83,6 +83,11 @@ class Settings:
     cache_ttl: float = 30.0
     cache_max_entries: int = 5_000
     cache_max_bytes: int = 16 * 1024 * 1024
+    #: Bytes of whole encoded GraphQL answers kept per worker (the response cache, in
+    #: front of execution); 0 turns it off (so does `cache_ttl` 0). One answer may take
+    #: at most a sixteenth of it (2 MiB by default: the 250-job page with every field
+    #: is ~1.1 MB).
+    response_cache_bytes: int = 32 * 1024 * 1024
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_connections: int = 100
@@ -236,6 +241,7 @@ NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
     "cache_ttl": ("GATEWAY_CACHE_TTL", 0.0),
     "cache_max_entries": ("GATEWAY_CACHE_MAX_ENTRIES", 1),
     "cache_max_bytes": ("GATEWAY_CACHE_MAX_BYTES", 1024),
+    "response_cache_bytes": ("GATEWAY_RESPONSE_CACHE_BYTES", 0),
     "connect_timeout": ("KOMBO_CONNECT_TIMEOUT", 0.001),
     "read_timeout": ("KOMBO_READ_TIMEOUT", 0.001),
     "max_connections": ("KOMBO_MAX_CONNECTIONS", 1),

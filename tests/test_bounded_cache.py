@@ -33,6 +33,15 @@ def test_a_value_heavier_than_the_cache_is_not_kept_and_replaces_nothing():
     assert (len(cache), cache.bytes) == (0, 0)
 
 
+def test_discard_forgets_an_entry_and_its_weight():
+    cache = BoundedCache[str, str](entries=10, max_bytes=100)
+    cache.put("a", "x", 40)
+    cache.put("b", "y", 10)
+    cache.discard("a")
+    cache.discard("never-there")
+    assert cache.keys() == ["b"] and cache.bytes == 10
+
+
 def test_putting_again_reweighs_the_entry():
     cache = BoundedCache[str, str](entries=10, max_bytes=100)
     cache.put("old", "x", 40)

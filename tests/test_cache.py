@@ -645,6 +645,80 @@ async def test_a_failed_page_is_not_cached(cache: UpstreamCache):
     assert len(client.calls) == 2
 
 
+# --- how old the answers a request used are (`fresh_for`) ----------------------------------------
+
+
+async def test_a_request_that_used_nothing_cached_is_fresh_for_the_whole_ttl(
+    client: FakeKombo, cache: UpstreamCache
+):
+    kombo = kombo_over(client, cache)
+    assert kombo.fresh_for() == TTL
+    await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)  # fetched now
+    assert kombo.fresh_for() == TTL
+
+
+async def test_a_cached_page_counts_from_when_it_was_fetched(
+    client: FakeKombo, cache: UpstreamCache, clock: Clock
+):
+    await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    clock.now += 12
+    later = kombo_over(client, cache)
+    await later.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    assert later.fresh_for() == TTL - 12
+    clock.now += 3  # the answer is built later still: its freshness keeps running down
+    assert later.fresh_for() == TTL - 15
+
+
+async def test_the_oldest_value_used_decides_primed_jobs_included(
+    client: FakeKombo, cache: UpstreamCache, clock: Clock
+):
+    await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    clock.now += 20
+    later = kombo_over(client, cache)
+    await later.list_jobs(INTEGRATION_B, JobQuery(), page_size=10)  # fetched now
+    assert later.fresh_for() == TTL
+    assert later.cached_job(INTEGRATION_A, JOB_1) is not None  # primed 20 s ago
+    assert later.fresh_for() == TTL - 20
+    assert later.cached_job(INTEGRATION_A, "000000000000000000000000") is None
+    assert later.fresh_for() == TTL - 20
+
+
+async def test_a_refresh_counts_as_fetched_now(
+    client: FakeKombo, cache: UpstreamCache, clock: Clock
+):
+    await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    clock.now += 20
+    fresh = kombo_over(client, cache, refresh=True)
+    await fresh.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    assert fresh.fresh_for() == TTL
+
+
+async def test_a_joined_load_counts_from_when_the_joiner_asked(cache: UpstreamCache, clock: Clock):
+    client = FakeKombo({INTEGRATION_A: [{"id": JOB_1}]})
+    gate = client.hold()
+    first, second = kombo_over(client, cache), kombo_over(client, cache)
+    started = asyncio.ensure_future(first.list_jobs(INTEGRATION_A, JobQuery()))
+    await settle()
+    clock.now += 5
+    joined = asyncio.ensure_future(second.list_jobs(INTEGRATION_A, JobQuery()))
+    await settle()
+    gate.set()
+    await asyncio.gather(started, joined)
+    assert len(client.calls) == 1
+    # Stored when the load ended, which is no earlier than either asked.
+    assert first.fresh_for() == TTL - 5 and second.fresh_for() == TTL
+
+
+async def test_with_the_cache_off_nothing_stays_fresh(client: FakeKombo):
+    kombo = kombo_over(client, UpstreamCache.disabled())
+    await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    assert kombo.fresh_for() == 0
+
+
+def test_every_integration_is_at_generation_zero_until_webhooks_raise_it(cache: UpstreamCache):
+    assert cache.generation(INTEGRATION_A) == cache.generation(INTEGRATION_B) == 0
+
+
 # --- credential_fingerprint ---------------------------------------------------------------------
 
 KEYS = [

@@ -21,8 +21,11 @@ PAGE = "query($f: JobFilter) { jobs(first: 20, filter: $f) { nodes { id komboId 
 
 @pytest.fixture
 def cached(gateway_settings: Settings) -> Iterator[GraphQLClient]:
-    """A fresh gateway with a 30 s cache (the session gateway runs with the cache off)."""
-    with serve(create_app(dataclasses.replace(gateway_settings, cache_ttl=30))) as url:
+    """A fresh gateway with a 30 s cache (the session gateway runs with the cache off),
+    without the response cache, so that every request reaches the upstream cache
+    (`tests/test_response_cache.py` has the response cache's tests)."""
+    settings = dataclasses.replace(gateway_settings, cache_ttl=30, response_cache_bytes=0)
+    with serve(create_app(settings)) as url:
         yield GraphQLClient(url)
 
 

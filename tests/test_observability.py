@@ -51,7 +51,7 @@ SECRET_QUERY = 'query Secret { jobs(filter: {nameContains: "hidden-text"}) { id 
 LOG_FIELDS = {
     "ts", "level", "logger", "message", "event", "request_id", "method", "status", "operation",
     "duration_ms", "upstream_calls", "upstream_errors", "retries", "cache_hits", "cache_misses",
-    "error_codes", "integration", "client",
+    "response_cache", "error_codes", "integration", "client",
 }  # fmt: skip
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -255,6 +255,7 @@ async def test_one_json_line_per_graphql_request_without_secrets(metrics, log):
         "retries": 1,
         "cache_hits": 3,
         "cache_misses": 1,
+        "response_cache": None,
         "error_codes": ["RATE_LIMITED", "UPSTREAM_ERROR"],
         "integration": "personio:CBNMt7dSNCzBdnRTx87dev4E",
         "client": "frontend",

@@ -178,6 +178,14 @@ async def test_shared_values_expire_with_the_cache_ttl(link: RedisLink):
     assert metric(link, "gateway_shared_cache_lookups_total", kind="page", result="miss") == 1
 
 
+async def test_a_value_may_expire_sooner_than_the_cache_ttl(link: RedisLink):
+    cache = SharedCache(link, ttl=30, metrics=link.metrics)
+    await cache.put("t:{i:1}:response:a", b"answer", ttl=0.15)
+    assert 0 < await link.client.pttl("t:{i:1}:response:a") <= 150
+    await asyncio.sleep(0.25)
+    assert await cache.get("t:{i:1}:response:a", kind="response") is None
+
+
 async def test_many_values_in_one_round_trip_and_oversized_ones_are_not_shared(link: RedisLink):
     cache = SharedCache(link, ttl=30, metrics=link.metrics)
     await cache.put_many({"t:{i:1}:job:a": b"A", "t:{i:1}:job:b": b"B"})

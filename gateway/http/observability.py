@@ -169,6 +169,7 @@ def _log_fields(stats: RequestStats, *, method: str, status: int, seconds: float
         "retries": stats.retries,
         "cache_hits": stats.cache_hits,
         "cache_misses": stats.cache_misses,
+        "response_cache": stats.response_cache,
         "error_codes": list(stats.error_codes),
         "integration": stats.integration,
         "client": stats.client,

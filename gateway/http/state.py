@@ -1,6 +1,7 @@
 """Process-lifetime parts of the gateway: the pooled HTTP client, the Kombo client, the
-cache, access policy, rate limiter, metrics and readiness probe, and the link to Redis
-that shares the cache, in-flight calls, rate limits and Kombo's back-off when configured.
+caches (upstream answers, and whole GraphQL answers), access policy, rate limiter,
+metrics and readiness probe, and the link to Redis that shares the caches, in-flight
+calls, rate limits and Kombo's back-off when configured.
 
 Usage::
 
@@ -23,6 +24,7 @@ from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.errors import Code
 from gateway.http.access import AccessPolicy
 from gateway.http.limits import RateLimiter
+from gateway.http.response_cache import ResponseCache
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
 from gateway.observability.tracing import upstream_span
@@ -172,6 +174,14 @@ class GatewayState:
             )
             if self.redis is not None
             else None,
+        )
+        self.responses = ResponseCache.from_settings(
+            settings,
+            metrics=self.metrics,
+            shared=SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics)
+            if self.redis is not None
+            else None,
+            keys=keys,
         )
 
     def cursor_key_for(self, kombo_key: str) -> bytes:

@@ -6,6 +6,11 @@ fitting HTTP status: 413 body too large, 401 no or bad token, 429 rate limit (wi
 what would work. GraphiQL's page (a GET without `query` whose `Accept` lists
 `text/html`, i.e. a browser) needs no token: it holds no data, and its header editor is
 where people put theirs. Programs (curl's and `fetch`'s `Accept: */*`) get JSON.
+
+After admission, an admitted request is looked up in the response cache
+(`response_cache`, keyed by `response_key`) and, when found, answered from its bytes
+without executing; otherwise Strawberry runs it, and an answer without errors is kept.
+Every answer then gets its HTTP caching headers (`http_caching`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import orjson
 import strawberry
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http.base import BaseRequestProtocol
@@ -38,6 +43,7 @@ from gateway.errors import (
 from gateway.http.access import KOMBO_KEY_HEADER, Caller
 from gateway.http.client_address import client_address
 from gateway.http.graphiql import graphiql_page
+from gateway.http.http_caching import HttpCaching, body_digest, strong_etag
 from gateway.http.request_shape import (
     Shape,
     accept_header,
@@ -46,15 +52,25 @@ from gateway.http.request_shape import (
     query_params,
     reworded,
 )
+from gateway.http.response_cache import CachedAnswer, ResponseCache, Slot
+from gateway.http.response_key import (
+    Operations,
+    ResponseKey,
+    deployment_digest,
+    get_operations,
+    post_operations,
+)
 from gateway.http.state import GatewayState
 from gateway.observability.request_stats import (
     record_error_codes,
     set_address,
     set_client,
     set_integration,
+    set_operation,
 )
 from gateway.schema.context import INTEGRATION_HEADER, Context, requested_integration
 from gateway.schema.operation import COST_BYTES
+from gateway.schema.private_api import graphql_schema
 from gateway.upstream.budget import CallBudget
 from gateway.upstream.cache import CachedKombo, credential_fingerprint
 from gateway.upstream.loaders import Loaders
@@ -93,6 +109,25 @@ class Admission:
     rate_keys: tuple[str, ...] = ()
 
 
+@dataclass(slots=True)
+class _Answering:
+    """What the view learns about one request's answer while Strawberry builds it."""
+
+    #: Some operation's result has an error: the answer is neither kept nor cacheable.
+    errors: bool = False
+    #: The request's view of Kombo, which knows how old the cached data it used is.
+    kombo: CachedKombo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cacheable:
+    """A request the response cache may answer: where its answer is kept, and what it asks."""
+
+    cache: ResponseCache
+    slot: Slot
+    operations: Operations
+
+
 _PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no data")
 #: The admission of the request being served (the batch check in `parse_http_body`
 #: reads it: Strawberry hands that method only its request adapter).
@@ -114,6 +149,7 @@ def error_response(
         "errors": [{"message": message, "extensions": {"code": str(code), **(extensions or {})}}]
     }
     response = Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    HttpCaching.no_store(response)  # an error: no cache may keep it
     if code is Code.RATE_LIMITED and extensions and "retryAfter" in extensions:
         response.headers["Retry-After"] = str(extensions["retryAfter"])
     return response
@@ -125,6 +161,16 @@ class GraphQLView(GraphQL[Context, None]):
     def __init__(self, schema: strawberry.Schema, gateway: GatewayState) -> None:
         super().__init__(schema, graphql_ide="graphiql" if gateway.settings.graphiql else None)
         self._gateway = gateway
+        self._caching = HttpCaching.from_settings(gateway.settings)
+        self._deployment = deployment_digest(gateway.settings, schema.as_str())
+        served = graphql_schema(schema)
+        # Answers are reused only for queries: were a mutation or subscription ever
+        # added, repeating one must run it, so the cache stays off until that is decided.
+        queries_only = served.mutation_type is None and served.subscription_type is None
+        responses = gateway.responses
+        self._responses: ResponseCache | None = (
+            responses if responses.enabled and queries_only else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,11 +178,13 @@ class GraphQLView(GraphQL[Context, None]):
             return
         request = Request(scope, receive=receive)
         try:
-            if not self._wants_graphiql(request):
+            if self._wants_graphiql(request):
+                response = await self.run(request)
+            else:
                 request = await self._with_bounded_body(request)
-                request.state.admission = await self._admit(request)
-                _admission.set(request.state.admission)
-            response = await self.run(request)
+                admission = request.state.admission = await self._admit(request)
+                _admission.set(admission)
+                response = await self._answer(request, admission)
         except GatewayError as exc:
             record_error_codes([str(exc.code)])
             status = exc.http_status or _STATUS_BY_CODE.get(exc.code, 400)
@@ -146,6 +194,85 @@ class GraphQLView(GraphQL[Context, None]):
             record_error_codes([str(Code.BAD_USER_INPUT)])
             response = self._request_shape_error(request, exc)
         await response(scope, receive, send)
+
+    async def _answer(self, request: Request, admission: Admission) -> Response:
+        """An admitted request's answer: from the response cache, else executed by
+        Strawberry (and kept when it may be), with its HTTP caching headers."""
+        answering = request.state.answering = _Answering()
+        cacheable = await self._cacheable(request, admission)
+        if cacheable is not None:
+            if wants_fresh_data(request.headers.get("cache-control")):
+                cacheable.cache.bypassed()
+            else:
+                found = await cacheable.cache.get(cacheable.slot)
+                if found is not None:
+                    return await self._from_cache(request, admission, cacheable, found)
+        response = await self.run(request)
+        if answering.errors or isinstance(response, StreamingResponse):
+            if cacheable is not None and answering.errors:
+                cacheable.cache.not_kept()
+            return HttpCaching.no_store(response)
+        if request.method != "GET" and cacheable is None:
+            return HttpCaching.no_store(response)  # nothing to keep, no tag to give
+        body = bytes(response.body)
+        digest = body_digest(body)
+        fresh_for = answering.kombo.fresh_for() if answering.kombo is not None else 0.0
+        if cacheable is not None:
+            await cacheable.cache.put(cacheable.slot, body, digest, ttl=fresh_for)
+        return self._caching.answered(request, response, strong_etag(digest), fresh_for=fresh_for)
+
+    async def _cacheable(self, request: Request, admission: Admission) -> _Cacheable | None:
+        """Where this request's answer is kept, or None when the response cache is off or
+        the request is not one it answers (Strawberry then runs it, or says what is wrong).
+
+        The integration's generation is read here, before anything executes: an answer
+        built while a webhook raises it is kept under the generation it started from,
+        which is never looked up again."""
+        responses = self._responses
+        if responses is None:
+            return None
+        if request.method == "GET":
+            operations = get_operations(request.query_params)
+        elif request.method == "POST":
+            body = await request.body()
+            content_type = request.headers.get("content-type")
+            operations = post_operations(content_type, body, self._batch_limit())
+        else:
+            return None
+        if operations is None:
+            return None
+        gateway = self._gateway
+        integration = admission.integration
+        key = ResponseKey(
+            operations,
+            integration=integration,
+            credential=admission.key_fingerprint or gateway.fingerprint,
+            caller=admission.caller.name,
+            generation=gateway.cache.generation(integration) if integration else 0,
+            deployment=self._deployment,
+        )
+        try:
+            slot = responses.slot(key)
+        except TypeError:  # text JSON cannot carry (no request Strawberry reads has any)
+            return None
+        return _Cacheable(responses, slot, operations)
+
+    async def _from_cache(
+        self,
+        request: Request,
+        admission: Admission,
+        cacheable: _Cacheable,
+        found: CachedAnswer,
+    ) -> Response:
+        """A kept answer: charged to the caller's rate like the request it answers (each
+        operation of a batch counts), then sent as stored."""
+        operations = cacheable.operations.items
+        await self._charge(admission, len(operations), len(operations))
+        if len(operations) == 1:
+            set_operation(operations[0].operation_name)
+        response = Response(found.body, media_type="application/json")
+        fresh_for = cacheable.cache.fresh_for(found)
+        return self._caching.answered(request, response, found.etag, fresh_for=fresh_for)
 
     def _wants_graphiql(self, request: Request) -> bool:
         """Whether this request gets the IDE page: `should_render_graphql_ide`, the method
@@ -292,23 +419,32 @@ class GraphQLView(GraphQL[Context, None]):
             operations = data if isinstance(data, list) else [data]
             documents = getattr(self.schema, "documents", None)
             cost = sum(documents.cost(op.query) if documents else 1 for op in operations)
-            limiter, wait = self._gateway.rate_limiter, None
-            if cost > 1:
-                # At most a full bucket in all (admission took one), or it could never pay.
-                owed = min(cost - 1, limiter.burst - 1)
-                if owed > 0:
-                    wait = await limiter.acquire(*admission.rate_keys, cost=owed)
-            if wait is not None:
-                raise RateLimited(
-                    f"Too many requests for this caller: a batch of {len(operations)} "
-                    "operations counts as that many requests; slow down"
-                    if cost == len(operations)
-                    else "Too many requests for this caller: a document the gateway has not "
-                    f"seen yet counts as a request per {COST_BYTES} bytes, up to a full burst; "
-                    "slow down",
-                    wait,
-                )
+            await self._charge(admission, cost, len(operations))
         return data
+
+    async def _charge(self, admission: Admission, cost: int, operations: int) -> None:
+        """Make the caller pay `cost` requests in all (admission took one) for a request
+        of `operations` operations.
+
+        Raises:
+            RateLimited: the caller's bucket cannot pay it now.
+        """
+        limiter, wait = self._gateway.rate_limiter, None
+        if cost > 1:
+            # At most a full bucket in all (admission took one), or it could never pay.
+            owed = min(cost - 1, limiter.burst - 1)
+            if owed > 0:
+                wait = await limiter.acquire(*admission.rate_keys, cost=owed)
+        if wait is not None:
+            raise RateLimited(
+                f"Too many requests for this caller: a batch of {operations} "
+                "operations counts as that many requests; slow down"
+                if cost == operations
+                else "Too many requests for this caller: a document the gateway has not "
+                f"seen yet counts as a request per {COST_BYTES} bytes, up to a full burst; "
+                "slow down",
+                wait,
+            )
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gateway = self._gateway
@@ -331,6 +467,9 @@ class GraphQLView(GraphQL[Context, None]):
             # the budget.
             budget=CallBudget(gateway.settings.max_upstream_calls),
         )
+        answering: _Answering | None = getattr(request.state, "answering", None)
+        if answering is not None:
+            answering.kombo = kombo
         return Context(
             kombo=kombo,
             loaders=Loaders(kombo, gateway.metrics, max_calls=gateway.settings.isolation_calls),
@@ -358,6 +497,9 @@ class GraphQLView(GraphQL[Context, None]):
         """
         response = await super().process_result(request, result)
         errors: list[dict[str, Any]] = list(response.get("errors") or [])  # type: ignore[arg-type]
+        answering: _Answering | None = getattr(request.state, "answering", None)
+        if errors and answering is not None:
+            answering.errors = True
         for error in errors:
             if "code" not in (error.get("extensions") or {}):
                 logger.error("uncoded GraphQL error: %s", error.get("message"))

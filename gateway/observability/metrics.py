@@ -69,6 +69,22 @@ class GatewayMetrics:
             ["kind", "result"],
             registry=self.registry,
         )
+        self.response_cache_lookups = Counter(
+            "gateway_response_cache_lookups",
+            "GraphQL requests looked up in the response cache (whole answers, before "
+            "execution): result hit (this process), shared_hit (Redis), miss, or bypass "
+            "(Cache-Control: no-cache: executed, then kept).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.response_cache_stores = Counter(
+            "gateway_response_cache_stores",
+            "Answers offered to the response cache after execution: result kept, or not "
+            "kept: errors (an answer with an error), too_large (over the per-entry cap), "
+            "expired (the upstream answers it was built from expire first).",
+            ["result"],
+            registry=self.registry,
+        )
         self.redis_up = Gauge(
             "gateway_redis_up",
             "1 while Redis answers (or none is configured: nothing to be down), 0 while "

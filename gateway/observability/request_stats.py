@@ -43,6 +43,9 @@ class RequestStats:
     retries: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    #: What the response cache did for it: hit, shared_hit, miss or bypass (None: not
+    #: looked up, e.g. the cache is off or the request is not cacheable).
+    response_cache: str | None = None
     error_codes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -94,6 +97,13 @@ def set_client(name: str | None) -> None:
     stats = current_request.get()
     if stats is not None:
         stats.client = name
+
+
+def set_response_cache(result: str) -> None:
+    """Say what the response cache did for the current request (for its log line)."""
+    stats = current_request.get()
+    if stats is not None:
+        stats.response_cache = result
 
 
 def set_address(address: str | None) -> None:

@@ -1,11 +1,13 @@
 """`BoundedCache`: the one LRU the schema's caches are built on (prepared documents, compiled
-projectors, the variables a document's directives read, what a `jobs` selection reads).
+projectors, the variables a document's directives read, what a `jobs` selection reads),
+and the HTTP side's response cache.
 
 Usage::
 
     cache = BoundedCache[bytes, str](entries=512, max_bytes=64 << 20)
     cache.put(b"key", "value", weight=1_000)   # evicts the least recently used
     cache.get(b"key")                          # "value", now the most recent (None if absent)
+    cache.discard(b"key")                      # gone (if it was there)
     len(cache), cache.bytes                    # what it keeps: entries, estimated bytes
 
 Why bounded twice: each of these caches is filled from what callers send, so neither bound
@@ -79,6 +81,11 @@ class BoundedCache(Generic[K, V]):
                 return self._lru[key][0]
             except KeyError:
                 return default
+
+    def discard(self, key: K) -> None:
+        """Forget `key`, if kept (an entry its owner found expired)."""
+        with self._lock:
+            self._lru.pop(key, None)
 
     def put(self, key: K, value: V, weight: int) -> None:
         """Keep `value` at `key` (replacing what was there), then evict to the bounds."""

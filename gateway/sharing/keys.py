@@ -3,6 +3,8 @@
     <prefix>:{<integration>}:page:<credential digest>:<request digest>   an upstream answer
     <prefix>:{<integration>}:job:<credential digest>:<Kombo ID>          one job, primed from a page
     <prefix>:{<integration>}:lease:<entry key's tail>                    who is fetching it now
+    <prefix>:{<integration>}:response:<generation>:<credential digest>:<request digest>
+                                                                         a whole GraphQL answer
     <prefix>:{<integration>}:backoff                                     Kombo said: wait
     <prefix>:rate:<caller digest>                                        a caller's rate limit
     <prefix>:ready                                                       pub/sub: a value landed
@@ -49,6 +51,15 @@ class KeySpace:
 
     def job(self, integration_id: str, credential: str, kombo_id: str) -> str:
         return f"{self._integration(integration_id)}:job:{credential}:{digest(kombo_id)}"
+
+    def response(
+        self, integration_id: str, generation: int, credential: str, request: bytes
+    ) -> str:
+        """A whole GraphQL answer (`gateway.http.response_cache`) of the integration's
+        data `generation`: `credential` is already a digest, `request` the response key's
+        digest (every input of the answer, `gateway.http.response_key`)."""
+        tail = f"{generation}:{credential}:{request.hex()}"
+        return f"{self._integration(integration_id)}:response:{tail}"
 
     def lease(self, entry_key: str) -> str:
         """The lease on fetching `entry_key`: in its hash tag, so in its slot."""

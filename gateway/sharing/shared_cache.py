@@ -58,12 +58,13 @@ class SharedCache:
             self._count(kind, value is not None)
         return values
 
-    async def put(self, key: str, value: bytes) -> None:
+    async def put(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store `value` for the cache's TTL, or for `ttl` seconds (a shorter life: a
+        whole answer lives no longer than the upstream answers it was built from)."""
         if len(value) > MAX_VALUE_BYTES:
             return
-        await self.link.run(
-            "cache_put", lambda redis: redis.set(key, value, px=self.ttl_ms), fallback=None
-        )
+        px = self.ttl_ms if ttl is None else max(1, math.ceil(ttl * 1000))
+        await self.link.run("cache_put", lambda redis: redis.set(key, value, px=px), fallback=None)
 
     async def put_many(self, items: Mapping[str, bytes]) -> None:
         """Store several values in one round trip (a page's primed jobs)."""

@@ -33,6 +33,13 @@ sent `Cache-Control: no-cache`) skips every read and stores what it fetched.
 `ttl=0` turns caching and sharing off: every call reaches Kombo, and a page is read
 only as far as its caller needs (`keys`).
 
+Freshness: every entry remembers when it was fetched, and `CachedKombo` the oldest entry
+one request used (`oldest_fetch`), so an answer built from them is kept no longer than
+they are (`fresh_for`: the response cache, and `Cache-Control: max-age`). A value
+loaded for the request counts as fetched when its load started, never later than it was
+stored. `UpstreamCache.generation` names the integration's data generation in response
+cache keys (0 until webhook invalidation raises it).
+
 Size: an entry costs its upstream body bytes, and at least `max_bytes / max_entries`,
 so both bounds hold. Parsed objects take several times their JSON size in memory.
 """
@@ -62,6 +69,8 @@ Job = dict[str, Any]
 class _Entry:
     value: Any
     size: int
+    #: When it was fetched (the cache's timer): answers built from it are this old.
+    fetched: float
 
 
 class UpstreamCache:
@@ -78,6 +87,9 @@ class UpstreamCache:
         shared: SharedPages | None = None,
     ) -> None:
         self.enabled = ttl > 0
+        #: Seconds an entry is kept, and the clock its age is read on.
+        self.ttl = ttl
+        self.timer = timer
         #: The level-2 cache every worker and replica shares (Redis), read after a miss
         #: of this one; None: this process shares nothing.
         self.shared = shared if self.enabled else None
@@ -116,19 +128,31 @@ class UpstreamCache:
 
     def get(self, key: Hashable, kind: str) -> Any | None:
         """A cached value (counted as a hit or miss of `kind`), or None."""
+        entry = self.lookup(key, kind)
+        return None if entry is None else entry.value
+
+    def lookup(self, key: Hashable, kind: str) -> _Entry | None:
+        """`get`, with when the value was fetched."""
         if not self.enabled:
             return None
         entry = self._entries.get(key)
         result = "miss" if entry is None else "hit"
         self._metrics.cache_lookups.labels(kind=kind, result=result).inc()
         count("cache_misses" if entry is None else "cache_hits")
-        return None if entry is None else entry.value
+        return entry
+
+    def generation(self, integration_id: str) -> int:
+        """The integration's data generation, in every response-cache key
+        (`gateway.http.response_key`): raising it on Kombo's data-changed webhook makes
+        every answer built before unreachable. Always 0 until webhook invalidation
+        (issue 13, item 1) fills this in; read it before the answer is built."""
+        return 0
 
     def put(self, key: Hashable, value: Any, size: int) -> None:
         if not self.enabled:
             return
         try:
-            self._entries[key] = _Entry(value, size)
+            self._entries[key] = _Entry(value, size, self.timer())
         except ValueError:  # larger than the whole cache: not worth keeping
             self._entries.pop(key, None)
 
@@ -139,19 +163,24 @@ class UpstreamCache:
         *,
         refresh: bool = False,
         kind: str = "page",
+        fetched: Callable[[float], None] | None = None,
     ) -> Any:
         """The value for `key`: cached, joined from an identical call in flight, or loaded.
 
         `load` returns (value, size in bytes). Its errors reach every caller waiting on
-        it and are not cached.
+        it and are not cached. `fetched` is told when the value was fetched: a cached
+        one's time, else this call's start (no later than the value is stored).
         """
         if not self.enabled:
             value, _ = await load()
             return value
+        started = self.timer()
+        cached = None if refresh else self.lookup(key, kind)
+        if fetched is not None:
+            fetched(started if cached is None else cached.fetched)
+        if cached is not None:
+            return cached.value
         if not refresh:
-            cached = self.get(key, kind)
-            if cached is not None:
-                return cached
             in_flight = self._in_flight.get(key)
             if in_flight is not None:
                 self._metrics.upstream_coalesced.inc()
@@ -210,6 +239,24 @@ class CachedKombo:
         self.deadline = deadline
         #: The request's Kombo calls (None: unbounded); cache hits and joined calls are free.
         self._spend = budget.spend if budget is not None else None
+        #: When the oldest cached value this request used was fetched (the cache's timer);
+        #: None while it used none.
+        self.oldest_fetch: float | None = None
+
+    def fresh_for(self) -> float:
+        """Seconds the cached values this request used stay in the cache: the TTL less
+        the age of the oldest (the whole TTL when it used none; 0 with the cache off).
+        An answer built from them may be reused that long, and no longer."""
+        cache = self._cache
+        if not cache.enabled:
+            return 0.0
+        if self.oldest_fetch is None:
+            return cache.ttl
+        return max(0.0, cache.ttl - (cache.timer() - self.oldest_fetch))
+
+    def _used(self, fetched: float) -> None:
+        if self.oldest_fetch is None or fetched < self.oldest_fetch:
+            self.oldest_fetch = fetched
 
     async def list_jobs(
         self,
@@ -256,16 +303,20 @@ class CachedKombo:
             self._prime(integration_id, page)
             return page, page["byte_size"]
 
-        page: JobsPage = await self._cache.fetch(key, load, refresh=self.refresh)
+        page: JobsPage = await self._cache.fetch(
+            key, load, refresh=self.refresh, fetched=self._used
+        )
         return page
 
     def cached_job(self, integration_id: str, kombo_id: str) -> dict[str, Any] | None:
         """A job this process saw recently for this credential and integration, if any."""
         if self.refresh:
             return None
-        job: dict[str, Any] | None = self._cache.get(
-            self._job_key(integration_id, kombo_id), kind="job"
-        )
+        entry = self._cache.lookup(self._job_key(integration_id, kombo_id), kind="job")
+        if entry is None:
+            return None
+        self._used(entry.fetched)
+        job: dict[str, Any] = entry.value
         return job
 
     async def shared_jobs(self, integration_id: str, kombo_ids: Sequence[str]) -> dict[str, Job]:
@@ -275,6 +326,8 @@ class CachedKombo:
         if shared is None or self.refresh or not kombo_ids:
             return {}
         found = await shared.jobs(integration_id, self._fingerprint, kombo_ids)
+        if found:
+            self._used(self._cache.timer())
         for kombo_id, (job, size) in found.items():
             self._cache.put(self._job_key(integration_id, kombo_id), job, size)
         return {kombo_id: job for kombo_id, (job, _) in found.items()}
