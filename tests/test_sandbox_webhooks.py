@@ -13,7 +13,10 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -484,3 +487,39 @@ def test_start_up_configuration_is_checked_without_echoing_the_secret() -> None:
     assert SECRET not in str(refused.value)
     with pytest.raises(ValueError, match="secret"):
         create_sandbox_app(webhook_url="http://127.0.0.1:9/hook", webhook_secret="")
+
+
+def test_kombo_gateway_sandbox_reads_its_webhook_from_the_environment() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hook = "http://127.0.0.1:9/webhooks/kombo"
+    environ = {**os.environ, "SANDBOX_WEBHOOK_URL": hook, "SANDBOX_WEBHOOK_SECRET": SECRET}
+    command = [sys.executable, "-m", "gateway", "sandbox", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            return False
+
+        wait_until(answers, 30, "the sandbox process")
+        status = httpx.get(f"{url}/_sandbox/webhooks").json()
+        assert status["webhook"] == {"url": hook, "secret_set": True}
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=15)
+    assert hook.encode() in output and SECRET.encode() not in output
+
+
+def test_kombo_gateway_sandbox_refuses_half_a_webhook_configuration() -> None:
+    environ = {**os.environ, "SANDBOX_WEBHOOK_SECRET": SECRET}
+    environ.pop("SANDBOX_WEBHOOK_URL", None)
+    command = [sys.executable, "-m", "gateway", "sandbox", "--port", "1"]
+    done = subprocess.run(command, env=environ, capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert b"SANDBOX_WEBHOOK_URL" in done.stderr and SECRET.encode() not in done.stderr
