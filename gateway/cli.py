@@ -124,7 +124,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "sandbox",
         help="run only the Kombo-compatible sandbox",
         description="Run only the Kombo-compatible sandbox REST server (under /v1); it "
-        "prints the API key and integration IDs it accepts.",
+        "prints the API key and integration IDs it accepts. With SANDBOX_WEBHOOK_URL and "
+        "SANDBOX_WEBHOOK_SECRET set, a job changed through POST /_sandbox/jobs/changes "
+        "sends Kombo's signed data-changed webhook there.",
         formatter_class=defaults,
     )
     sandbox.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
@@ -334,15 +336,26 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
     from gateway.observability.logs import configure_logging
     from gateway.sandbox.app import create_sandbox_app
 
+    webhook_url = os.environ.get("SANDBOX_WEBHOOK_URL") or None
+    try:
+        app = create_sandbox_app(
+            webhook_url=webhook_url, webhook_secret=os.environ.get("SANDBOX_WEBHOOK_SECRET") or None
+        )
+    except ValueError as exc:  # its message never holds the secret
+        variables = "SANDBOX_WEBHOOK_URL and SANDBOX_WEBHOOK_SECRET"
+        print(f"kombo-gateway sandbox: {variables}: {exc}", file=sys.stderr)
+        return 2
     print(f"Kombo sandbox on http://{host}:{port}/v1 (KOMBO_BASE_URL=http://{host}:{port}/v1)")
     print(f"  API key:      {SANDBOX_API_KEY}")
     for integration in SANDBOX_INTEGRATION_IDS:
         print(f"  integration:  {integration}")
+    if webhook_url is not None:
+        print(f"  webhooks:     data-changed to {webhook_url}")
     sys.stdout.flush()
     # JSON like the gateway's: `serve` runs the sandbox with the gateway's stderr.
     configure_logging("WARNING")
     uvicorn.run(
-        create_sandbox_app(),
+        app,
         host=host,
         port=port,
         log_level="warning",

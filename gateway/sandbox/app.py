@@ -15,9 +15,16 @@ Routes::
     DELETE /_sandbox/requests     reset that log
     GET|POST|DELETE /_sandbox/faults   queued faults (test-only; see `gateway.sandbox.faults`)
     GET|POST|DELETE /_sandbox/chaos    seeded random failures and latency for load tests
+    POST   /_sandbox/jobs/changes      change jobs in memory (see `gateway.sandbox.changes`),
+                                       then send Kombo's `data-changed` webhook
+    GET|POST|DELETE /_sandbox/webhooks where webhooks go, with what secret, and the recent
+                                       deliveries (see `gateway.sandbox.webhooks`)
 
 Faults are applied in `_KomboEdge`, the middleware every `/v1` request passes through, after
 authentication; a faulted request is logged with the status it got (0 when dropped).
+
+Changed jobs, the webhook target and deliveries belong to one app (`SandboxState`), like the
+request log: a `kombo-gateway sandbox` process has one; tests make as many as they need.
 
 This module imports nothing of the gateway except `gateway.config`.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -34,7 +42,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -51,6 +59,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.config import SANDBOX_API_KEY
+from gateway.sandbox.changes import JobStore, job_change_routes
 from gateway.sandbox.data import (
     EMPLOYMENT_TYPES,
     JOB_STATUSES,
@@ -66,9 +75,16 @@ from gateway.sandbox.data import (
 )
 from gateway.sandbox.faults import (
     SERVER_SEND_KEY,
+    ControlError,
     FaultInjector,
     control_routes,
     drop_connection,
+)
+from gateway.sandbox.webhooks import (
+    WebhookSender,
+    WebhookTarget,
+    webhook_routes,
+    webhook_target,
 )
 
 RATE_LIMIT: Final = 300
@@ -191,6 +207,8 @@ class SandboxState:
     log: RequestLog = field(default_factory=RequestLog)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     faults: FaultInjector = field(default_factory=FaultInjector)
+    jobs: JobStore = field(default_factory=JobStore)
+    webhooks: WebhookSender = field(default_factory=WebhookSender)
     _sequence: Callable[[], int] = field(default_factory=lambda: itertools.count(1).__next__)
 
     def next_log_url(self) -> str:
@@ -477,13 +495,23 @@ _Predicate = Callable[[JobRecord], bool]
 
 
 def select_jobs(data: IntegrationData, filters: JobFilters) -> tuple[JobRecord, ...]:
-    """The jobs matching `filters`, in generation order (cached: the data never changes)."""
-    return _select(data.integration_id, filters)
+    """The jobs matching `filters`, in generation order.
+
+    Cached for the generated data, which never changes; an integration with changed jobs
+    (`gateway.sandbox.changes`) is a copy, filtered on every request (it is rare, and a
+    cache would have to be dropped on each change).
+    """
+    if data is dataset().get(data.integration_id):
+        return _select(data.integration_id, filters)
+    return _filter(data, filters)
 
 
 @functools.lru_cache(maxsize=1024)
 def _select(integration_id: str, filters: JobFilters) -> tuple[JobRecord, ...]:
-    data = dataset()[integration_id]
+    return _filter(dataset()[integration_id], filters)
+
+
+def _filter(data: IntegrationData, filters: JobFilters) -> tuple[JobRecord, ...]:
     effective = _drop_unsupported(data, filters)
     if effective is None:
         return ()
@@ -618,7 +646,7 @@ class _Endpoints:
 
     async def list_jobs(self, request: Request) -> Response:
         try:
-            data = _integration(request)
+            data = _integration(request, self.state.jobs)
             query = parse_job_query(request.query_params)
             _check_ids_exist(data, query.filters.ids)
             fingerprint = cursor_fingerprint(data.integration_id, query)
@@ -652,13 +680,13 @@ class _Endpoints:
         return Response(b'{"status":"ok"}', media_type=_JSON)
 
 
-def _integration(request: Request) -> IntegrationData:
+def _integration(request: Request, jobs: JobStore) -> IntegrationData:
     integration_id = request.headers.get("x-integration-id")
     if not integration_id:
         raise _input_invalid(
             "Missing X-Integration-Id header: send the ID of the integration to read from."
         )
-    data = dataset().get(integration_id)
+    data = jobs.integration(integration_id)
     if data is None:
         raise _integration_not_found(
             f"No integration with ID {integration_id!r} exists in this environment."
@@ -676,9 +704,20 @@ class _SandboxApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_sandbox_app() -> Starlette:
-    """A fresh sandbox ASGI app with its own request log, rate-limit windows and faults."""
-    state = SandboxState()
+def create_sandbox_app(
+    *, webhook_url: str | None = None, webhook_secret: str | None = None
+) -> Starlette:
+    """A fresh sandbox ASGI app with its own request log, rate-limit windows, faults, job
+    changes and webhook target.
+
+    With `webhook_url` and `webhook_secret` (both or neither), a job change sends Kombo's
+    signed `data-changed` there from the start, as `POST /_sandbox/webhooks` would set up.
+
+    Raises:
+        ValueError: only one of the two given, or either invalid (the message never
+            contains the secret).
+    """
+    state = SandboxState(webhooks=WebhookSender(_startup_target(webhook_url, webhook_secret)))
     endpoints = _Endpoints(state)
     routes = [
         Route("/v1/ats/jobs", endpoints.list_jobs, methods=["GET"]),
@@ -687,16 +726,31 @@ def create_sandbox_app() -> Starlette:
         Route("/healthz", endpoints.healthz, methods=["GET"]),
         Route("/_sandbox/requests", endpoints.requests, methods=["GET", "DELETE"]),
         *control_routes(state.faults),
+        *job_change_routes(state.jobs, state.webhooks),
+        *webhook_routes(state.webhooks),
     ]
-    app = _SandboxApp(routes=routes, middleware=[Middleware(_KomboEdge, state=state)])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.webhooks.aclose()  # no delivery outlives the server (when lifespan runs)
+
+    middleware = [Middleware(_KomboEdge, state=state)]
+    app = _SandboxApp(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.sandbox = state
     dataset()  # build the data now, not inside the first request
     return app
 
 
-# --------------------------------------------------------------------------------------------
-# Running it in the background
-# --------------------------------------------------------------------------------------------
+def _startup_target(url: str | None, secret: str | None) -> WebhookTarget | None:
+    if url is None and secret is None:
+        return None
+    if url is None or secret is None:
+        raise ValueError("webhook_url and webhook_secret go together: give both or neither")
+    try:
+        return webhook_target(url, secret)
+    except ControlError as error:
+        raise ValueError(f"webhook: {error}") from None
 
 
 __all__ = [

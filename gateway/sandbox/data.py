@@ -16,6 +16,9 @@ Each `JobRecord` also carries the values the filters read, pre-parsed, and one h
 value that is never emitted: `nested_changed_at_us`, the last time the job's nested data
 (stages, questions, postings, hiring team) changed. Kombo's `updated_after` sees such
 changes even though they do not move `changed_at`.
+
+Records never change: a sandbox app that changes a job (`gateway.sandbox.changes`) serves
+a copy made by `changed_record`, in a copy of its integration made by `with_records`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import hashlib
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any, Final
@@ -130,6 +133,25 @@ def epoch_us(moment: datetime) -> int:
     """Microseconds since the epoch of an aware datetime: exact, cheap to compare."""
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def changed_record(record: JobRecord, fields: Mapping[str, Any], changed_ms: int) -> JobRecord:
+    """`record` with `fields` set, as Kombo serves a job that was edited in the ATS.
+
+    `changed_at` and `remote_updated_at` move to `changed_ms`, so `updated_after` sees the
+    edit; the hidden nested-change time stays. A new record (records are frozen and shared
+    by every sandbox app), encoded and pre-parsed again like a generated one.
+    """
+    job = {**record.job, **fields}
+    job["remote_updated_at"] = job["changed_at"] = format_timestamp(changed_ms)
+    return _record(job, record.nested_changed_at_us // 1000)
+
+
+def with_records(data: IntegrationData, records: Mapping[str, JobRecord]) -> IntegrationData:
+    """`data` with the jobs named in `records` (by Kombo ID) replaced, order unchanged."""
+    jobs = tuple(records.get(job.id, job) for job in data.jobs)
+    by_id = MappingProxyType({job.id: job for job in jobs})
+    return replace(data, jobs=jobs, by_id=by_id)
 
 
 @functools.cache

@@ -206,7 +206,7 @@ def _derived_text(code: str) -> tuple[str, str]:
 
 def parse_faults(payload: Any) -> list[Fault]:
     """`{"faults": [FAULT, ...]}` validated as a whole (nothing is queued on any error)."""
-    _only_keys(payload, frozenset({"faults"}), "the request body")
+    only_keys(payload, frozenset({"faults"}), "the request body")
     faults = payload.get("faults")
     if not isinstance(faults, list):
         raise ControlError("'faults' must be a list of fault objects.")
@@ -214,7 +214,7 @@ def parse_faults(payload: Any) -> list[Fault]:
 
 
 def _parse_fault(raw: Any, where: str) -> Fault:
-    _only_keys(raw, _FAULT_KEYS, where)
+    only_keys(raw, _FAULT_KEYS, where)
     status = _integer(raw, "status", where, 503, 200, 599)
     headers = _str_map(raw, "headers", where) or {}
     for name, value in headers.items():
@@ -244,7 +244,8 @@ def _parse_fault(raw: Any, where: str) -> Fault:
     )
 
 
-def _only_keys(raw: Any, allowed: frozenset[str], where: str) -> None:
+def only_keys(raw: Any, allowed: frozenset[str], where: str) -> None:
+    """Refuse a non-object or unknown keys (every control route is strict about its input)."""
     if not isinstance(raw, dict):
         raise ControlError(f"{where} must be a JSON object.")
     unknown = sorted(set(raw) - allowed)
@@ -307,7 +308,7 @@ class ChaosSettings:
 def parse_chaos(payload: Any) -> ChaosSettings:
     """`{"rates": {"<status>"|"drop": fraction}, "seed": int, "latency_ms": int}`."""
     where = "the request body"
-    _only_keys(payload, _CHAOS_KEYS, where)
+    only_keys(payload, _CHAOS_KEYS, where)
     raw_rates = payload.get("rates") or {}
     if not isinstance(raw_rates, dict):
         raise ControlError('\'rates\' must be an object such as {"503": 0.1, "429": 0.05}.')
@@ -469,11 +470,13 @@ async def drop_connection(scope: Scope, receive: Receive) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _bad_request(message: str) -> Response:
+def bad_request(message: str) -> Response:
+    """400 `{"error": message}`, the answer of every control route to bad input."""
     return Response(orjson.dumps({"error": message}), status_code=400, media_type=_JSON)
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
+    """The parsed body of a control request; raises `ControlError` when it is not JSON."""
     try:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError:
@@ -489,9 +492,9 @@ def control_routes(injector: FaultInjector) -> list[Route]:
             return Response(status_code=204)
         if request.method == "POST":
             try:
-                injector.add(parse_faults(await _json_body(request)))
+                injector.add(parse_faults(await json_body(request)))
             except ControlError as error:
-                return _bad_request(str(error))
+                return bad_request(str(error))
         return Response(orjson.dumps({"faults": injector.pending()}), media_type=_JSON)
 
     async def chaos(request: Request) -> Response:
@@ -500,9 +503,9 @@ def control_routes(injector: FaultInjector) -> list[Route]:
             return Response(status_code=204)
         if request.method == "POST":
             try:
-                injector.set_chaos(parse_chaos(await _json_body(request)))
+                injector.set_chaos(parse_chaos(await json_body(request)))
             except ControlError as error:
-                return _bad_request(str(error))
+                return bad_request(str(error))
         settings = injector.chaos()
         body = {"chaos": None if settings is None else settings.to_json()}
         return Response(orjson.dumps(body), media_type=_JSON)
@@ -523,6 +526,9 @@ __all__ = [
     "FaultPlan",
     "control_routes",
     "drop_connection",
+    "bad_request",
+    "json_body",
+    "only_keys",
     "parse_chaos",
     "parse_faults",
 ]
