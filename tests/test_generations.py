@@ -259,3 +259,12 @@ async def test_the_listener_comes_back_after_redis_restarts(
     await a.current(INTEGRATION)
     await a.bump(INTEGRATION, event_id="evt_4")
     await eventually(lambda: b.epoch(INTEGRATION) != epoch, "the announcement", timeout=8)
+
+
+async def test_a_foreign_value_in_the_generation_key_leaves_redis_out(
+    processes: Callable[..., Generations], fresh: RedisServer
+):
+    await raw(fresh, lambda r: r.set(KEYS.generation(INTEGRATION), b"not a number"))
+    a = processes()
+    await a.current(INTEGRATION)  # no error: the value is not trusted, that is all
+    assert await a.shared(INTEGRATION) is None

@@ -290,7 +290,12 @@ class Generations:
 
         async def read(redis: Redis) -> int | None:
             value = await redis.get(key)
-            return 0 if value is None else int(value)
+            if value is None:
+                return 0  # no webhook yet (or the key was lost: the next one starts high)
+            try:
+                return int(value)
+            except ValueError:
+                return None  # not ours to trust: leave Redis out, as when it is away
 
         generation = await self.link.run("generation", read, fallback=None)
         if generation is not None:
