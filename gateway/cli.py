@@ -2,7 +2,8 @@
 
 `serve` with no `KOMBO_API_KEY` (and no pass-through of callers' keys to a configured
 Kombo) starts the embedded sandbox as a child process on a free loopback port and
-points the gateway at it over real HTTP, so `make run` needs no key and behaves like
+points the gateway at it over real HTTP, and the sandbox's webhooks at the gateway's
+`POST /webhooks/kombo` (`sandbox_webhooks`), so `make run` needs no key and behaves like
 production. Settings reach uvicorn's workers through the environment
 (`serving.serving_app`, then `gateway.http.app:app_from_env`), so `--workers N` works the
 same way.
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -45,6 +47,7 @@ from gateway.http.serving import (
     uvicorn_options,
     watch_parent,
 )
+from gateway.http.webhook_signature import WEBHOOK_PATH
 
 DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8000
@@ -276,12 +279,17 @@ _HEALTH_BODY_CHARS = 200
 
 
 def _health_url(host: str, port: int) -> str:
-    """The URL of `/healthz` on a gateway serving on `host`:`port`; a wildcard address
-    (where the gateway listens on every interface) is reached on loopback."""
+    """The URL of `/healthz` on a gateway serving on `host`:`port`."""
+    return _local_url(host, port, "/healthz")
+
+
+def _local_url(host: str, port: int, path: str) -> str:
+    """The URL of `path` on a gateway serving on `host`:`port`, as a process of this
+    machine reaches it: a wildcard address (every interface) is reached on loopback."""
     host = {"0.0.0.0": DEFAULT_HOST, "": DEFAULT_HOST, "::": "::1"}.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/healthz"
+    return f"http://{host}:{port}{path}"
 
 
 def _health(url: str, timeout: float) -> int:
@@ -409,14 +417,18 @@ def _serve(host: str, port: int, workers: int) -> int:
                 print(f"kombo-gateway: {exc}", file=sys.stderr)
                 return 2
         if sandboxed:
-            sandbox_url = stack.enter_context(sandbox_process())
+            webhooks = sandbox_webhooks(settings, host, port)
+            sandbox_url = stack.enter_context(sandbox_process(environment=webhooks))
             os.environ["KOMBO_API_KEY"] = SANDBOX_API_KEY
             os.environ["KOMBO_BASE_URL"] = sandbox_url
             os.environ.setdefault("KOMBO_INTEGRATION_ID", SANDBOX_INTEGRATION_IDS[0])
+            # The workers read their settings from the environment: the same secret.
+            os.environ["KOMBO_WEBHOOK_SECRET"] = webhooks[SANDBOX_WEBHOOK_SECRET]
             print(
                 "No KOMBO_API_KEY set: serving the embedded Kombo sandbox "
                 f"({sandbox_url}, default integration {os.environ['KOMBO_INTEGRATION_ID']}); "
-                "deployments set GATEWAY_ALLOW_SANDBOX=false to refuse this."
+                "deployments set GATEWAY_ALLOW_SANDBOX=false to refuse this. Its data-changed "
+                f"webhooks go to {webhooks[SANDBOX_WEBHOOK_URL]}."
             )
         elif settings.api_key is None:
             print(
@@ -447,6 +459,22 @@ def _serve(host: str, port: int, workers: int) -> int:
         elif not serve_in_process(config, sock):
             return STARTUP_FAILURE
     return 0
+
+
+#: What the embedded sandbox reads to send its signed `data-changed` webhooks.
+SANDBOX_WEBHOOK_URL = "SANDBOX_WEBHOOK_URL"
+SANDBOX_WEBHOOK_SECRET = "SANDBOX_WEBHOOK_SECRET"
+
+
+def sandbox_webhooks(settings: Settings, host: str, port: int) -> dict[str, str]:
+    """The embedded sandbox's webhook settings: the gateway's own endpoint, and the
+    gateway's secret (`KOMBO_WEBHOOK_SECRET`, else a random one made now), so editing a
+    sandbox job shows in the gateway's next answer. The secret is never printed."""
+    secret = settings.webhook_secret or secrets.token_urlsafe(32)
+    return {
+        SANDBOX_WEBHOOK_URL: _local_url(host, port, WEBHOOK_PATH),
+        SANDBOX_WEBHOOK_SECRET: secret,
+    }
 
 
 def needs_embedded_sandbox(settings: Settings, environ: Mapping[str, str]) -> bool:

@@ -177,6 +177,12 @@ class Settings:
     #: 0.1 s, up to ~1% of operations timed out in the bench's replica run (and three in
     #: a row open the breaker, when the worker is busiest).
     redis_timeout: float = 0.25
+    #: Kombo's webhook signing secret; None: `POST /webhooks/kombo` answers 404. A
+    #: secret: kept out of `repr`, never logged nor echoed.
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    #: Webhook requests per second per client address (bursts of ten seconds' worth);
+    #: 0: no limit. Kombo sends one `data-changed` per integration after each sync.
+    webhook_rate_limit: float = 10.0
 
     @property
     def sandbox_mode(self) -> bool:
@@ -190,7 +196,12 @@ class Settings:
         Raises:
             ConfigError: a variable holds a value it does not allow.
         """
-        api_key = _secret(environ, "KOMBO_API_KEY")
+        api_key = _secret(
+            environ,
+            "KOMBO_API_KEY",
+            "set it to your Kombo API key, or unset it to serve the embedded sandbox "
+            "(development only)",
+        )
         region = (_optional(environ, "KOMBO_REGION") or DEFAULT_REGION).lower()
         if region not in REGION_BASE_URLS:
             allowed = ", ".join(sorted(REGION_BASE_URLS))
@@ -229,6 +240,12 @@ class Settings:
             tokens_file=_optional(environ, "GATEWAY_TOKENS_FILE"),
             trusted_proxies=_networks(environ, "GATEWAY_TRUSTED_PROXIES"),
             cursor_secret=_optional(environ, "GATEWAY_CURSOR_SECRET"),
+            webhook_secret=_secret(
+                environ,
+                "KOMBO_WEBHOOK_SECRET",
+                "set it to the webhook secret Kombo's dashboard shows, or unset it to "
+                "turn POST /webhooks/kombo off",
+            ),
             redis_url=_redis_url(environ, "GATEWAY_REDIS_URL"),
             redis_prefix=_redis_prefix(environ, "GATEWAY_REDIS_PREFIX", defaults.redis_prefix),
             log_level=_choice(environ, "GATEWAY_LOG_LEVEL", defaults.log_level, _LOG_LEVELS),
@@ -266,6 +283,7 @@ NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
     "header_timeout": ("GATEWAY_HEADER_TIMEOUT", 0.1),
     "body_timeout": ("GATEWAY_BODY_TIMEOUT", 0.1),
     "redis_timeout": ("GATEWAY_REDIS_TIMEOUT", 0.001),
+    "webhook_rate_limit": ("GATEWAY_WEBHOOK_RATE_LIMIT", 0.0),
 }
 #: Boolean settings: field -> variable.
 FLAG_VARIABLES: Mapping[str, str] = {
@@ -312,21 +330,19 @@ def _optional(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def _secret(environ: Mapping[str, str], name: str) -> str | None:
-    """A secret: None when unset, but an error when set and empty.
+def _secret(environ: Mapping[str, str], name: str, remedy: str) -> str | None:
+    """A secret: None when unset, but an error when set and empty (`remedy` says what
+    to do instead). The error never repeats a value.
 
     Set but empty is what a deployment whose secret store failed to deliver looks like
     (`KOMBO_API_KEY=` from an empty variable); reading it as unset would quietly serve
-    the embedded sandbox's invented jobs.
+    the embedded sandbox's invented jobs (or, for the webhook secret, switch webhooks off).
     """
     if name not in environ:
         return None
     value = environ[name].strip()
     if not value:
-        raise ConfigError(
-            f"{name} is set but empty (a secret that did not arrive?): set it to your Kombo "
-            "API key, or unset it to serve the embedded sandbox (development only)"
-        )
+        raise ConfigError(f"{name} is set but empty (a secret that did not arrive?): {remedy}")
     return value
 
 

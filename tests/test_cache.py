@@ -715,8 +715,54 @@ async def test_with_the_cache_off_nothing_stays_fresh(client: FakeKombo):
     assert kombo.fresh_for() == 0
 
 
-def test_every_integration_is_at_generation_zero_until_webhooks_raise_it(cache: UpstreamCache):
-    assert cache.generation(INTEGRATION_A) == cache.generation(INTEGRATION_B) == 0
+# --- generations (Kombo's data-changed webhook) -----------------------------------------------
+
+
+async def test_a_raised_generation_makes_every_credentials_pages_and_jobs_miss(
+    client: FakeKombo, cache: UpstreamCache
+):
+    alice, bob = (kombo_over(client, cache, fingerprint=fp) for fp in ("fp-alice", "fp-bob"))
+    for kombo in (alice, bob):
+        await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    await alice.list_jobs(INTEGRATION_B, JobQuery(), page_size=10)
+    assert len(client.calls) == 3
+    client.jobs[INTEGRATION_A][0]["status"] = "CLOSED"  # Kombo's data changed, and said so
+    await cache.generations.bump(INTEGRATION_A, event_id="evt_1")
+    for kombo in (alice, bob):
+        assert kombo.cached_job(INTEGRATION_A, JOB_1) is None
+        page = await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+        assert page["results"][0]["status"] == "CLOSED"
+    assert len(client.calls) == 5
+    # Another integration keeps its entries.
+    assert alice.cached_job(INTEGRATION_B, JOB_1) is not None
+    await alice.list_jobs(INTEGRATION_B, JobQuery(), page_size=10)
+    assert len(client.calls) == 5
+
+
+async def test_the_dropped_entries_are_freed_at_once(client: FakeKombo, cache: UpstreamCache):
+    kombo = kombo_over(client, cache)
+    await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    await kombo.list_jobs(INTEGRATION_B, JobQuery(), page_size=10)
+    before = len(cache._entries)
+    await cache.generations.bump(INTEGRATION_A)
+    # INTEGRATION_A's page and its two primed jobs are gone; B's page and job stay.
+    assert len(cache._entries) == before - 3 == 2
+
+
+async def test_a_call_after_a_webhook_joins_no_load_started_before_it(cache: UpstreamCache):
+    client = FakeKombo({INTEGRATION_A: [{"id": JOB_1}]})
+    gate = client.hold()
+    before = asyncio.ensure_future(kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery()))
+    await settle()
+    await cache.generations.bump(INTEGRATION_A)
+    after = asyncio.ensure_future(kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery()))
+    await settle()
+    gate.set()
+    await asyncio.gather(before, after)
+    assert len(client.calls) == 2
+    # What the older load brought back is not served after the webhook either.
+    await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery())
+    assert len(client.calls) == 2
 
 
 # --- credential_fingerprint ---------------------------------------------------------------------

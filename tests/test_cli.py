@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -142,6 +144,44 @@ def test_get_queries_work(served: tuple[str, Any]):
     assert len(result.json()["data"]["jobs"]["nodes"]) == 1
 
 
+def test_serve_wires_its_sandbox_to_its_own_webhook_endpoint(served: tuple[str, Any]):
+    """`make run`: the embedded sandbox gets the gateway's webhook URL and a secret made
+    for this run (read here from the sandbox process's environment), and a webhook
+    signed with it drops the gateway's cached answers."""
+    url, process = served
+    pid = process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    [sandbox_pid] = [c for c in children if b"sandbox" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    environ = dict(
+        entry.decode().split("=", 1)
+        for entry in Path(f"/proc/{sandbox_pid}/environ").read_bytes().split(b"\0")
+        if b"=" in entry
+    )
+    assert environ["SANDBOX_WEBHOOK_URL"] == f"{url}/webhooks/kombo"
+    secret = environ["SANDBOX_WEBHOOK_SECRET"]
+    assert len(secret) >= 32
+    arguments = Path(f"/proc/{sandbox_pid}/cmdline").read_bytes().split(b"\0")
+    sandbox = Upstream(f"http://127.0.0.1:{arguments[arguments.index(b'--port') + 1].decode()}")
+    sandbox.reset()
+    query = {"query": "{ jobs(first: 3) { nodes { komboId } } }"}
+    for _ in range(2):
+        assert httpx.post(f"{url}/graphql", json=query).status_code == 200
+    assert sandbox.count() == 1  # cached (serve's default TTL)
+    event = {
+        "id": "evt_make_run",
+        "type": "data-changed",
+        "data": {"integration_id": INTEGRATION_A, "changed_models": [{"name": "ats_jobs"}]},
+    }
+    body = json.dumps(event).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    answer = httpx.post(
+        environ["SANDBOX_WEBHOOK_URL"], content=body, headers={"X-Kombo-Signature": signature}
+    )
+    assert answer.json() == {"status": "invalidated"}
+    assert httpx.post(f"{url}/graphql", json=query).status_code == 200
+    assert sandbox.count() == 2
+
+
 def test_an_idle_connection_outlives_the_clients_keepalive(served: tuple[str, Any]):
     """The gateway must not close an idle connection before its clients do (httpx keeps
     one 5 s; load balancers up to 60 s): a request sent as the server closes is lost."""
@@ -174,6 +214,7 @@ def test_stopping_serve_stops_its_sandbox_and_output_never_shows_a_key(
     output, _ = process.communicate(timeout=30)
     assert "sandbox" in output.lower()
     assert SANDBOX_API_KEY not in output
+    assert "/webhooks/kombo" in output  # where the sandbox sends its webhooks
     sandbox = re.search(r"(http://127\.0\.0\.1:\d+)/v1", output)
     assert sandbox, output
     with pytest.raises(httpx.TransportError):

@@ -292,3 +292,17 @@ def test_a_redis_prefix_that_would_break_keys_is_refused(prefix: str):
         return
     with pytest.raises(ConfigError, match="GATEWAY_REDIS_PREFIX"):
         Settings.from_env({"GATEWAY_REDIS_PREFIX": prefix})
+
+
+# --- Kombo's webhook -------------------------------------------------------------------------
+
+
+def test_the_webhook_secret_is_read_kept_out_of_repr_and_empty_is_refused():
+    assert Settings.from_env({}).webhook_secret is None
+    settings = Settings.from_env({"KOMBO_WEBHOOK_SECRET": " whsec_s3cret-value \n"})
+    assert settings.webhook_secret == "whsec_s3cret-value"
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"KOMBO_WEBHOOK_SECRET": "  "})
+    assert "KOMBO_WEBHOOK_SECRET is set but empty" in str(refused.value)
+    assert Settings.from_env({"GATEWAY_WEBHOOK_RATE_LIMIT": "2.5"}).webhook_rate_limit == 2.5

@@ -27,6 +27,9 @@ from gateway.http.app import create_app
 from gateway.http.response_cache import ENTRY_OVERHEAD, ResponseCache
 from gateway.http.response_key import Operation, Operations, ResponseKey
 from gateway.observability.metrics import GatewayMetrics
+from gateway.sharing.keys import KeySpace
+from gateway.sharing.link import RedisLink
+from gateway.sharing.shared_cache import SharedCache
 from gateway.upstream.cache import UpstreamCache
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
 from tests.redis_server import RedisServer, redis_server
@@ -203,12 +206,16 @@ def test_the_integrations_generation_is_in_the_key(
     gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ):
     base = gateway.stored(BASE)
-    # What webhook invalidation will do: raise the integration's generation.
-    monkeypatch.setattr(UpstreamCache, "generation", lambda self, integration: 1)
+    epoch = UpstreamCache.generation
+    # What Kombo's data-changed webhook does (tests/test_webhooks.py sends real ones):
+    # raise the integration's epoch.
+    monkeypatch.setattr(UpstreamCache, "generation", lambda self, i: epoch(self, i) + 1000)
     assert gateway.ask(base)[0] == "miss"
     assert gateway.ask(base)[0] == "hit"
     monkeypatch.setattr(
-        UpstreamCache, "generation", lambda self, integration: int(integration == INTEGRATION_B)
+        UpstreamCache,
+        "generation",
+        lambda self, i: epoch(self, i) + 1000 + 1000 * (i == INTEGRATION_B),
     )
     assert gateway.ask(base)[0] == "hit"  # only B's generation rose: A's entries stand
 
@@ -505,7 +512,6 @@ def test_the_key_tells_every_input_apart():
         dataclasses.replace(base, credential="fp2"),
         dataclasses.replace(base, caller="web"),
         dataclasses.replace(base, caller=""),
-        dataclasses.replace(base, generation=1),
         dataclasses.replace(base, deployment="other"),
         dataclasses.replace(base, operations=Operations((operation,), batch=True)),
         dataclasses.replace(base, operations=Operations((operation, operation), batch=True)),
@@ -524,6 +530,24 @@ def test_the_key_tells_every_input_apart():
     assert len(digests) == len(variants) + 1
     assert all(len(digest) == 32 for digest in digests)
     assert _key(0).digest() == base.digest()  # and the same inputs, the same key
+
+
+async def test_the_generations_name_the_slots_not_the_digest():
+    """The process's epoch names the level-1 slot and Redis's generation the level-2 key:
+    epochs are each process's own, so a shared key built from one could meet another
+    process's equal epoch of older data."""
+    metrics = GatewayMetrics()
+    # Naming slots talks to no Redis: the link never connects.
+    link = RedisLink.from_url("redis://127.0.0.1:1/0", prefix="t", timeout=0.1, metrics=metrics)
+    shared = SharedCache(link, ttl=30, metrics=metrics)
+    cache = ResponseCache(64 * 1024, metrics=metrics, shared=shared, keys=KeySpace("t"))
+    base = dataclasses.replace(_key(0), integration=INTEGRATION_A, shared_generation=7)
+    slot = cache.slot(base)
+    assert cache.slot(dataclasses.replace(base, generation=1)).digest != slot.digest
+    assert cache.slot(dataclasses.replace(base, generation=1)).shared_key == slot.shared_key
+    assert cache.slot(dataclasses.replace(base, shared_generation=8)).shared_key != slot.shared_key
+    assert cache.slot(dataclasses.replace(base, shared_generation=None)).shared_key is None
+    await link.aclose()
 
 
 def test_the_key_of_a_request_at_the_body_cap_is_one_pass(settings: Settings):

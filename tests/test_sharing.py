@@ -17,6 +17,7 @@ from gateway.http.limits import RateLimiter
 from gateway.observability.metrics import GatewayMetrics
 from gateway.sharing.backoff import MAX_HOLD, SharedBackoff
 from gateway.sharing.breaker import BreakerState, CircuitBreaker
+from gateway.sharing.generations import Bumped, Generations
 from gateway.sharing.in_flight import SharedFlights
 from gateway.sharing.keys import KeySpace, digest
 from gateway.sharing.link import RedisLink
@@ -85,16 +86,24 @@ def test_the_breaker_opens_after_failures_in_a_row_and_closes_after_a_trial():
 
 def test_keys_hold_no_secret_and_share_one_integrations_hash_tag():
     credential = digest("ks_live_SECRET")
-    page = KEYS.page("personio:ABC", credential, "GET /ats/jobs?ids=1")
-    job = KEYS.job("personio:ABC", credential, "job-1")
-    assert "SECRET" not in page + job and "ids=1" not in page
-    assert page.startswith("t:{personio:ABC}:") and job.startswith("t:{personio:ABC}:")
-    assert KEYS.lease(page).startswith("t:{personio:ABC}:")
-    assert KEYS.page("personio:ABC", credential, "x") != KEYS.page(
-        "greenhouse:ABC", credential, "x"
+    page = KEYS.page("personio:ABC", 0, credential, "GET /ats/jobs?ids=1")
+    job = KEYS.job("personio:ABC", 0, credential, "job-1")
+    event = KEYS.event("personio:ABC", "evt_1")
+    assert "SECRET" not in page + job and "ids=1" not in page and "evt_1" not in event
+    for key in (page, job, event, KEYS.lease(page), KEYS.generation("personio:ABC")):
+        assert key.startswith("t:{personio:ABC}:")
+    assert KEYS.page("personio:ABC", 0, credential, "x") != KEYS.page(
+        "greenhouse:ABC", 0, credential, "x"
     )
-    assert KEYS.page("personio:ABC", digest("other"), "x") != KEYS.page(
-        "personio:ABC", credential, "x"
+    assert KEYS.page("personio:ABC", 0, digest("other"), "x") != KEYS.page(
+        "personio:ABC", 0, credential, "x"
+    )
+    # Another generation, another key: a webhook's raise leaves every old entry unread.
+    assert KEYS.page("personio:ABC", 1, credential, "x") != KEYS.page(
+        "personio:ABC", 0, credential, "x"
+    )
+    assert KEYS.job("personio:ABC", 1, credential, "j") != KEYS.job(
+        "personio:ABC", 0, credential, "j"
     )
     # A brace would end the hash tag early: such an ID is digested instead.
     assert "}" not in KEYS.backoff("odd}id").split("{", 1)[1][: -len(":backoff") - 1]
@@ -204,7 +213,7 @@ async def test_one_process_holds_the_lease_and_a_waiter_wakes_when_the_value_lan
     flights = SharedFlights(link, KEYS, lease=5.0)
     other = SharedFlights(link, KEYS, lease=5.0)  # another process's
     cache = SharedCache(link, ttl=30, metrics=link.metrics)
-    key = KEYS.page("i:1", "fp", "q")
+    key = KEYS.page("i:1", 0, "fp", "q")
     mine = await flights.claim(key)
     theirs = await other.claim(key)
     assert mine.held and not theirs.held
@@ -230,7 +239,7 @@ async def test_a_holder_that_dies_frees_its_lease_by_expiry(link: RedisLink):
     dying = SharedFlights(link, KEYS, lease=0.3)
     waiter = SharedFlights(link, KEYS, lease=0.3)
     cache = SharedCache(link, ttl=30, metrics=link.metrics)
-    key = KEYS.page("i:1", "fp", "q2")
+    key = KEYS.page("i:1", 0, "fp", "q2")
     assert (await dying.claim(key)).held  # and never lands
     started = time.monotonic()
     value = await waiter.wait(
@@ -245,7 +254,7 @@ async def test_a_waiter_never_waits_past_its_deadline(link: RedisLink):
     holder = SharedFlights(link, KEYS, lease=30)
     waiter = SharedFlights(link, KEYS, lease=30)
     cache = SharedCache(link, ttl=30, metrics=link.metrics)
-    key = KEYS.page("i:1", "fp", "q3")
+    key = KEYS.page("i:1", 0, "fp", "q3")
     assert (await holder.claim(key)).held
     started = time.monotonic()
     value = await waiter.wait(
@@ -323,7 +332,7 @@ async def test_a_process_keeps_its_own_holds_without_redis():
 async def test_a_live_holder_keeps_its_lease_past_the_lease_time(link: RedisLink):
     holder = SharedFlights(link, KEYS, lease=0.3)
     other = SharedFlights(link, KEYS, lease=0.3)
-    key = KEYS.page("i:1", "fp", "slow")
+    key = KEYS.page("i:1", 0, "fp", "slow")
     lease = await holder.claim(key)
     async with holder.holding(key, lease):
         await asyncio.sleep(0.8)  # a slow fetch: renewed every 0.1 s
@@ -350,7 +359,7 @@ async def test_the_documented_acl_is_all_the_gateway_needs():
         link = RedisLink.from_url(url, prefix="kgw", timeout=1.0, metrics=metrics)
         keys = KeySpace("kgw")
         cache = SharedCache(link, ttl=30, metrics=metrics)
-        key = keys.page("personio:X", "fp", "q")
+        key = keys.page("personio:X", 0, "fp", "q")
         flights, other = SharedFlights(link, keys), SharedFlights(link, keys)
         lease = await flights.claim(key)
         waiting = asyncio.create_task(
@@ -358,20 +367,26 @@ async def test_the_documented_acl_is_all_the_gateway_needs():
         )
         async with flights.holding(key, lease):
             await cache.put(key, b"page")
-            await cache.put_many({keys.job("personio:X", "fp", "1"): b"job"})
+            await cache.put_many({keys.job("personio:X", 0, "fp", "1"): b"job"})
         assert await waiting == b"page"
-        assert await cache.get_many([keys.job("personio:X", "fp", "1")], kind="job") == [b"job"]
+        assert await cache.get_many([keys.job("personio:X", 0, "fp", "1")], kind="job") == [b"job"]
         limiter = SharedRateLimiter(link, keys, rate=1, burst=1, local=RateLimiter(1, 1))
         assert await limiter.acquire("token:a") is None
         assert await limiter.acquire("token:a") is not None
         backoff = SharedBackoff(link, keys)
         await backoff.hold("personio:X", 5)
         assert await SharedBackoff(link, keys).remaining("personio:X") > 4
+        generations = Generations(link, keys)
+        await generations.current("personio:X")
+        assert await generations.bump("personio:X", event_id="evt_1") is Bumped.RAISED
+        assert await generations.bump("personio:X", event_id="evt_1") is Bumped.REPEATED
+        assert (await generations.shared("personio:X") or 0) > 0
+        await generations.aclose()
         errors = metrics.registry.get_sample_value(
             "gateway_redis_errors_total", {"operation": "lease"}
         )
         assert link.up and not errors
-        for operation in ("cache_get", "cache_put", "rate_limit", "backoff"):
+        for operation in ("cache_get", "cache_put", "rate_limit", "backoff", "generation"):
             labels = {"operation": operation}
             assert not metrics.registry.get_sample_value("gateway_redis_errors_total", labels)
         # And the user can touch nothing outside its prefix.
@@ -427,7 +442,10 @@ async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
     ]
     a, b = (
         SharedPages(
-            SharedCache(link, ttl=30, metrics=link.metrics), SharedFlights(link, KEYS), KEYS
+            SharedCache(link, ttl=30, metrics=link.metrics),
+            SharedFlights(link, KEYS),
+            KEYS,
+            Generations(link, KEYS),
         )
         for link in links
     )
@@ -463,4 +481,5 @@ async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
     assert calls == ["A"]
     for pages, link in zip((a, b), links, strict=True):
         await pages.flights.aclose()
+        await pages.generations.aclose()
         await link.aclose()

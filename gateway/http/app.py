@@ -1,5 +1,6 @@
-"""The ASGI application: `/graphql` (with GraphiQL), `/healthz`, `/readyz`, `/metrics`;
-any other path or method gets a coded JSON error naming what exists.
+"""The ASGI application: `/graphql` (with GraphiQL), `/healthz`, `/readyz`, `/metrics`,
+and `POST /webhooks/kombo` while `KOMBO_WEBHOOK_SECRET` is set; any other path or
+method gets a coded JSON error naming what exists.
 
 Usage::
 
@@ -37,6 +38,8 @@ from gateway.http.observability import GRAPHQL_PATH, ObservabilityMiddleware
 from gateway.http.state import GatewayState, warn_if_open
 from gateway.http.token_file import TokensFileWatcher, apply_token_changes
 from gateway.http.view import GraphQLView, error_response
+from gateway.http.webhook_signature import WEBHOOK_PATH
+from gateway.http.webhooks import KomboWebhook
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import enable_tracing
 from gateway.schema.build import QueryLimits, build_schema
@@ -90,6 +93,9 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         Route("/readyz", readyz),
         Route("/metrics", metrics),
     ]
+    if settings.webhook_secret is not None:
+        # No secret, no route: the path is then a 404 like any unknown one.
+        routes.append(Route(WEBHOOK_PATH, KomboWebhook(gateway).handle, methods=["POST"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

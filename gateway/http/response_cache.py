@@ -143,11 +143,17 @@ class ResponseCache:
         """Where the answer to `key` is kept."""
         digest = key.digest()
         shared_key = None
-        if self._shared is not None and self._keys is not None and key.integration is not None:
+        if (
+            self._shared is not None
+            and self._keys is not None
+            and key.integration is not None
+            and key.shared_generation is not None
+        ):
             shared_key = self._keys.response(
-                key.integration, key.generation, key.credential, digest
+                key.integration, key.shared_generation, key.credential, digest
             )
-        return Slot(digest, shared_key)
+        # Level 1 pairs the digest with this process's epoch of the integration.
+        return Slot(digest + key.generation.to_bytes(8, "big"), shared_key)
 
     async def get(self, slot: Slot) -> CachedAnswer | None:
         """The answer kept for `slot` and still fresh (counted: hit, shared_hit or miss)."""

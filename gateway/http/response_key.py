@@ -24,9 +24,11 @@ sees a different answer or a miss):
    cursors an answer carries;
 5. **the caller**: the name of the gateway token it came with (none on an open gateway,
    where every caller reads the same data with the same key);
-6. **the integration's data generation** (`UpstreamCache.generation`), read before the
-   answer is built: Kombo's data-changed webhook raises it, and every answer built
-   before is never found again;
+6. **the integration's data generation**, read before the answer is built: Kombo's
+   data-changed webhook raises it, and every answer built before is never found again.
+   Two numbers (`gateway.sharing.generations`): this process's epoch names the level-1
+   slot (`ResponseCache.slot`), the generation in Redis names the level-2 key; the
+   digest itself holds neither, since epochs are each process's own;
 7. **the deployment** (`deployment_digest`, once per process): the gateway's version,
    the served schema, Kombo's base URL, the cursor secret (digested) and every setting
    that can refuse or shape an answer (limits, `GATEWAY_INTROSPECTION`, ID and call
@@ -152,9 +154,15 @@ class ResponseKey:
     credential: str
     #: The gateway token's name; None on an open gateway.
     caller: str | None
+    #: This process's epoch of the integration (`UpstreamCache.generation`): part of the
+    #: level-1 slot, not of the digest, since epochs are each process's own.
     generation: int
     #: `deployment_digest`.
     deployment: str
+    #: The integration's generation in Redis (`UpstreamCache.shared_generation`), which
+    #: names the level-2 key; None: the answer is not shared (no Redis, or it could not
+    #: be read: a key without the right generation could serve what a webhook dropped).
+    shared_generation: int | None = None
 
     def digest(self) -> bytes:
         """32 bytes naming this request's answer: SHA-256 of every input as one JSON
@@ -174,7 +182,6 @@ class ResponseKey:
             self.integration,
             self.credential,
             self.caller,
-            self.generation,
             self.operations.batch,
             operations,
         ]

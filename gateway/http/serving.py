@@ -41,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -315,8 +315,9 @@ def serving_app() -> Starlette:
 
 
 @contextlib.contextmanager
-def sandbox_process() -> Iterator[str]:
-    """Run the sandbox as a child process on a free loopback port until the block ends.
+def sandbox_process(environment: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Run the sandbox as a child process on a free loopback port until the block ends;
+    `environment`: variables it gets on top of this process's (its webhook settings).
 
     The child also ends when this process dies without ending the block (SIGKILL, a
     crash): see `watch_parent`. Its stdin is a pipe whose write end only this process
@@ -326,7 +327,12 @@ def sandbox_process() -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "gateway", "sandbox", "--host", LOOPBACK]
     command += ["--port", str(port), "--watch-parent", str(os.getpid())]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **(environment or {})},
+    )
     url = f"http://{LOOPBACK}:{port}"
     try:
         wait_until_healthy(url + "/healthz", process)

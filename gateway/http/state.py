@@ -30,6 +30,7 @@ from gateway.observability.request_stats import count
 from gateway.observability.tracing import upstream_span
 from gateway.schema.pagination import cursor_key
 from gateway.sharing.backoff import SharedBackoff
+from gateway.sharing.generations import Generations
 from gateway.sharing.in_flight import SharedFlights
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.link import RedisLink
@@ -164,6 +165,9 @@ class GatewayState:
             ),
             checks_key=settings.api_key is not None,
         )
+        #: Each integration's data generation: Kombo's webhook raises it, every cache
+        #: key holds it (`gateway.sharing.generations`).
+        self.generations = Generations(self.redis, keys)
         self.cache = UpstreamCache.from_settings(
             settings,
             metrics=self.metrics,
@@ -171,9 +175,11 @@ class GatewayState:
                 SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics),
                 SharedFlights(self.redis, keys),
                 keys,
+                self.generations,
             )
             if self.redis is not None
             else None,
+            generations=self.generations,
         )
         self.responses = ResponseCache.from_settings(
             settings,
@@ -195,6 +201,7 @@ class GatewayState:
         count("retries")
 
     async def aclose(self) -> None:
+        await self.generations.aclose()
         if self.cache.shared is not None:
             await self.cache.shared.flights.aclose()
         if self.redis is not None:

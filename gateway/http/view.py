@@ -250,6 +250,9 @@ class GraphQLView(GraphQL[Context, None]):
             caller=admission.caller.name,
             generation=gateway.cache.generation(integration) if integration else 0,
             deployment=self._deployment,
+            shared_generation=(
+                await gateway.cache.shared_generation(integration) if integration else None
+            ),
         )
         try:
             slot = responses.slot(key)

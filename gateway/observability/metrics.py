@@ -158,6 +158,15 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.webhooks = Counter(
+            "gateway_webhooks",
+            "Requests to POST /webhooks/kombo, by outcome: invalidated (an integration's "
+            "cached answers dropped), repeated, ignored (another event or model), "
+            "bad_signature, malformed, too_large, too_slow, rate_limited.",
+            ["outcome"],
+            registry=self.registry,
+        )
+
         # The compiled fast path (`gateway.schema.fastpath.projection`): objects completed the
         # standard way instead. On good data both stay at zero.
         self.fastpath_fallbacks = Counter(

@@ -1,19 +1,27 @@
 """Names of the gateway's Redis keys: one place, so the rules below hold for every key.
 
-    <prefix>:{<integration>}:page:<credential digest>:<request digest>   an upstream answer
-    <prefix>:{<integration>}:job:<credential digest>:<Kombo ID>          one job, primed from a page
-    <prefix>:{<integration>}:lease:<entry key's tail>                    who is fetching it now
+    <prefix>:{<integration>}:page:<generation>:<credential digest>:<request digest>
+                                                 an upstream answer
+    <prefix>:{<integration>}:job:<generation>:<credential digest>:<Kombo ID digest>
+                                                 one job, primed from a page
     <prefix>:{<integration>}:response:<generation>:<credential digest>:<request digest>
-                                                                         a whole GraphQL answer
-    <prefix>:{<integration>}:backoff                                     Kombo said: wait
-    <prefix>:rate:<caller digest>                                        a caller's rate limit
-    <prefix>:ready                                                       pub/sub: a value landed
+                                                 a whole GraphQL answer
+    <entry key>:lease                            who is fetching it now
+    <prefix>:{<integration>}:generation          the integration's data generation
+    <prefix>:{<integration>}:event:<event id digest>   a webhook event already handled
+    <prefix>:{<integration>}:backoff             Kombo said: wait
+    <prefix>:rate:<caller digest>                a caller's rate limit
+    <prefix>:ready                               pub/sub: a value landed
+    <prefix>:generations                         pub/sub: an integration's generation rose
 
 - No key holds a secret: credentials (the Kombo key, a gateway token) appear only as
   digests, and callers' identities too.
 - Entries never mix credentials or integrations: both are in every entry key.
-- One integration's keys share a Redis Cluster hash tag (`{integration}`), so dropping
-  an integration's entries (Kombo's data-changed webhook) is one slot's work.
+- Every entry key holds its integration's generation (`gateway.sharing.generations`):
+  Kombo's data-changed webhook raises it, and every entry of the old generation is
+  never read again (each expires by its TTL), with no scan and no delete.
+- One integration's keys share a Redis Cluster hash tag (`{integration}`), so the
+  webhook's script (event, generation) touches one slot.
 """
 
 from __future__ import annotations
@@ -39,18 +47,29 @@ class KeySpace:
         self.prefix = prefix
         #: The pub/sub channel on which a new value's key is announced.
         self.ready_channel = f"{prefix}:ready"
+        #: The pub/sub channel on which a raised generation is announced.
+        self.generations_channel = f"{prefix}:generations"
 
     def _integration(self, integration_id: str) -> str:
         tag = integration_id if _TAG_SAFE.fullmatch(integration_id) else digest(integration_id)
         return f"{self.prefix}:{{{tag}}}"
 
-    def page(self, integration_id: str, credential: str, request: str) -> str:
-        """An upstream answer: `credential` is already a digest, `request` the canonical
-        request (digested here)."""
-        return f"{self._integration(integration_id)}:page:{credential}:{digest(request)}"
+    def page(self, integration_id: str, generation: int, credential: str, request: str) -> str:
+        """An upstream answer of the integration's `generation`: `credential` is already
+        a digest, `request` the canonical request (digested here)."""
+        tail = f"{generation}:{credential}:{digest(request)}"
+        return f"{self._integration(integration_id)}:page:{tail}"
 
-    def job(self, integration_id: str, credential: str, kombo_id: str) -> str:
-        return f"{self._integration(integration_id)}:job:{credential}:{digest(kombo_id)}"
+    def job(self, integration_id: str, generation: int, credential: str, kombo_id: str) -> str:
+        tail = f"{generation}:{credential}:{digest(kombo_id)}"
+        return f"{self._integration(integration_id)}:job:{tail}"
+
+    def generation(self, integration_id: str) -> str:
+        return f"{self._integration(integration_id)}:generation"
+
+    def event(self, integration_id: str, event_id: str) -> str:
+        """A webhook event handled (its ID digested: it is Kombo's, not ours to echo)."""
+        return f"{self._integration(integration_id)}:event:{digest(event_id)}"
 
     def response(
         self, integration_id: str, generation: int, credential: str, request: bytes

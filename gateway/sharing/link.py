@@ -76,6 +76,16 @@ class RedisLink:
         )
         return cls(client, prefix=prefix, timeout=timeout, metrics=metrics)
 
+    def separate_client(self) -> Redis:
+        """A client with a connection pool of its own (same server, same options), for a
+        connection held for the process's life: a pub/sub subscription. Its reconnect
+        attempts while Redis is away then never churn the pool requests draw from (they
+        did: a stale connection came to the top of it, and the first call after Redis
+        came back, the breaker's trial, failed on it)."""
+        pool = self.client.connection_pool
+        own = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+        return Redis(connection_pool=own)
+
     @property
     def up(self) -> bool:
         """Whether the last operations reached Redis (the breaker is closed)."""

@@ -25,10 +25,14 @@ Usage (`client` is the process's `KomboClient`; here over the sandbox, in memory
     >>> asyncio.run(http.aclose())
 
 What is cached: whole Kombo answers (keyed by credential fingerprint, integration,
-path and normalized parameters) and, primed from every answer, single jobs (keyed by
-fingerprint, integration and Kombo ID), so a job seen in a page answers later by-ID
-look-ups. Entries hold plain parsed payloads, never futures; errors are never stored.
-Concurrent identical calls share one in-flight request. `refresh=True` (the caller
+its epoch, path and normalized parameters) and, primed from every answer, single jobs
+(keyed by fingerprint, integration, epoch and Kombo ID), so a job seen in a page answers
+later by-ID look-ups. The epoch (`gateway.sharing.generations`) rises when Kombo's
+data-changed webhook says the integration's data changed: every entry cached before is
+unreachable from then on, and `drop_integration` frees them at once. Entries hold
+plain parsed payloads, never futures; errors are never stored. Concurrent identical
+calls share one in-flight request (of the same epoch: a call after a webhook joins
+none started before it). `refresh=True` (the caller
 sent `Cache-Control: no-cache`) skips every read and stores what it fetched.
 `ttl=0` turns caching and sharing off: every call reaches Kombo, and a page is read
 only as far as its caller needs (`keys`).
@@ -58,6 +62,7 @@ from cachetools import TTLCache
 from gateway.config import Settings
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.request_stats import count
+from gateway.sharing.generations import Generations
 from gateway.upstream.budget import CallBudget
 from gateway.upstream.kombo import JOBS_PATH, JobPageFetcher, JobQuery, JobsPage, record_id
 from gateway.upstream.shared_pages import SharedPages
@@ -85,6 +90,7 @@ class UpstreamCache:
         metrics: GatewayMetrics | None = None,
         timer: Callable[[], float] = time.monotonic,
         shared: SharedPages | None = None,
+        generations: Generations | None = None,
     ) -> None:
         self.enabled = ttl > 0
         #: Seconds an entry is kept, and the clock its age is read on.
@@ -93,6 +99,10 @@ class UpstreamCache:
         #: The level-2 cache every worker and replica shares (Redis), read after a miss
         #: of this one; None: this process shares nothing.
         self.shared = shared if self.enabled else None
+        #: Each integration's epoch, part of every key (level 2 reads its own through
+        #: `shared.generations`, the same object when both are given).
+        self.generations = generations or (shared.generations if shared else Generations())
+        self.generations.on_raise(self.drop_integration)
         self._metrics = metrics or GatewayMetrics()
         # Rounded up, so that max_entries entries of the floor size never exceed max_bytes.
         floor = max(1, -(-max_bytes // max(1, max_entries)))
@@ -111,6 +121,7 @@ class UpstreamCache:
         *,
         metrics: GatewayMetrics | None = None,
         shared: SharedPages | None = None,
+        generations: Generations | None = None,
     ) -> UpstreamCache:
         """The process's cache as `GATEWAY_CACHE_*` configure it."""
         return cls(
@@ -119,6 +130,7 @@ class UpstreamCache:
             max_bytes=settings.cache_max_bytes,
             metrics=metrics,
             shared=shared,
+            generations=generations,
         )
 
     @classmethod
@@ -142,11 +154,17 @@ class UpstreamCache:
         return entry
 
     def generation(self, integration_id: str) -> int:
-        """The integration's data generation, in every response-cache key
-        (`gateway.http.response_key`): raising it on Kombo's data-changed webhook makes
-        every answer built before unreachable. Always 0 until webhook invalidation
-        (issue 13, item 1) fills this in; read it before the answer is built."""
-        return 0
+        """This process's epoch of the integration, in every response-cache slot
+        (`gateway.http.response_key`): Kombo's data-changed webhook raises it, making
+        every answer built before unreachable. Read it before the answer is built."""
+        return self.generations.epoch(integration_id)
+
+    async def shared_generation(self, integration_id: str) -> int | None:
+        """The integration's generation in Redis, for shared (level-2) response keys;
+        None without Redis or when it cannot be read (nothing is then shared)."""
+        if self.shared is None:
+            return None
+        return await self.generations.shared(integration_id)
 
     def put(self, key: Hashable, value: Any, size: int) -> None:
         if not self.enabled:
@@ -196,6 +214,13 @@ class UpstreamCache:
         value, _ = await asyncio.shield(task)
         return value
 
+    def drop_integration(self, integration_id: str) -> None:
+        """Free every entry of `integration_id` now: its epoch rose, so none of them
+        can be read again anyway (one pass over the entries; only on a webhook)."""
+        stale = [key for key in self._entries if _integration_of(key) == integration_id]
+        for key in stale:
+            self._entries.pop(key, None)
+
     def _settle(self, key: Hashable, task: asyncio.Task[tuple[Any, int]]) -> None:
         if task.cancelled():
             newest = False
@@ -207,6 +232,11 @@ class UpstreamCache:
         if newest:
             value, size = task.result()
             self.put(key, value, size)
+
+
+def _integration_of(key: Hashable) -> object:
+    """The integration of a `CachedKombo` key (fingerprint, integration, epoch, ...)."""
+    return key[1] if isinstance(key, tuple) and len(key) > 1 else None
 
 
 def credential_fingerprint(api_key: str) -> str:
@@ -279,7 +309,8 @@ class CachedKombo:
                 keys=keys,
                 before_attempt=self._spend,
             )
-        key = (self._fingerprint, integration_id, JOBS_PATH, tuple(sorted(params.items())))
+        epoch = await self._cache.generations.current(integration_id)
+        key = (self._fingerprint, integration_id, epoch, JOBS_PATH, tuple(sorted(params.items())))
 
         async def fetch() -> JobsPage:
             return await self._client.get_jobs_page(
@@ -300,7 +331,7 @@ class CachedKombo:
                     # Without a deadline of its own, a call waits for nobody else's.
                     deadline=self.deadline if self.deadline is not None else time.monotonic(),
                 )
-            self._prime(integration_id, page)
+            self._prime(integration_id, epoch, page)
             return page, page["byte_size"]
 
         page: JobsPage = await self._cache.fetch(
@@ -312,7 +343,8 @@ class CachedKombo:
         """A job this process saw recently for this credential and integration, if any."""
         if self.refresh:
             return None
-        entry = self._cache.lookup(self._job_key(integration_id, kombo_id), kind="job")
+        epoch = self._cache.generations.epoch(integration_id)
+        entry = self._cache.lookup(self._job_key(integration_id, epoch, kombo_id), kind="job")
         if entry is None:
             return None
         self._used(entry.fetched)
@@ -325,14 +357,15 @@ class CachedKombo:
         shared = self._cache.shared
         if shared is None or self.refresh or not kombo_ids:
             return {}
+        epoch = await self._cache.generations.current(integration_id)
         found = await shared.jobs(integration_id, self._fingerprint, kombo_ids)
         if found:
             self._used(self._cache.timer())
         for kombo_id, (job, size) in found.items():
-            self._cache.put(self._job_key(integration_id, kombo_id), job, size)
+            self._cache.put(self._job_key(integration_id, epoch, kombo_id), job, size)
         return {kombo_id: job for kombo_id, (job, _) in found.items()}
 
-    def _prime(self, integration_id: str, page: JobsPage) -> None:
+    def _prime(self, integration_id: str, epoch: int, page: JobsPage) -> None:
         results = page["results"]
         if not results:
             return
@@ -340,7 +373,7 @@ class CachedKombo:
         for job in results:
             kombo_id = record_id(job)
             if kombo_id is not None:
-                self._cache.put(self._job_key(integration_id, kombo_id), job, size)
+                self._cache.put(self._job_key(integration_id, epoch, kombo_id), job, size)
 
-    def _job_key(self, integration_id: str, kombo_id: str) -> Hashable:
-        return (self._fingerprint, integration_id, "job", kombo_id)
+    def _job_key(self, integration_id: str, epoch: int, kombo_id: str) -> Hashable:
+        return (self._fingerprint, integration_id, epoch, "job", kombo_id)

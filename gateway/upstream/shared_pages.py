@@ -4,7 +4,9 @@ Kombo call for identical requests across them.
 Usage (one per process, inside `UpstreamCache`; `CachedKombo` calls it on a miss of the
 process's own cache)::
 
-    shared = SharedPages(SharedCache(link, ...), SharedFlights(link, keys), keys)
+    shared = SharedPages(
+        SharedCache(link, ...), SharedFlights(link, keys), keys, Generations(link, keys)
+    )
     page = await shared.page(integration, fingerprint, params, fetch, refresh=False, deadline=d)
     jobs = await shared.jobs(integration, fingerprint, ["id1", "id2"])   # primed by pages
 
@@ -13,6 +15,11 @@ from Kombo and shares it (and each of its jobs, so another replica's by-ID look-
 find them), while the others wait for it to land, up to their request's deadline. A
 value read back is checked like an answer from Kombo (`parse_jobs_page`): what is in
 Redis is trusted no more than what comes over the network. Failures are never shared.
+
+Every key holds the integration's generation (`gateway.sharing.generations`): after
+Kombo's data-changed webhook raised it, nothing stored before is read again. While the
+generation cannot be read, Redis is left out (the page is fetched, nothing is shared):
+a key with an old generation could serve what the webhook dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from gateway.sharing.generations import Generations
 from gateway.sharing.in_flight import SharedFlights
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.shared_cache import SharedCache
@@ -39,14 +47,23 @@ def encode_page(page: JobsPage) -> bytes:
 class SharedPages:
     """Pages and primed jobs in Redis, with the lease on fetching a page."""
 
-    def __init__(self, cache: SharedCache, flights: SharedFlights, keys: KeySpace) -> None:
+    def __init__(
+        self,
+        cache: SharedCache,
+        flights: SharedFlights,
+        keys: KeySpace,
+        generations: Generations,
+    ) -> None:
         self.cache = cache
         self.flights = flights
         self.keys = keys
+        self.generations = generations
 
-    def page_key(self, integration_id: str, fingerprint: str, params: Mapping[str, str]) -> str:
+    def page_key(
+        self, integration_id: str, generation: int, fingerprint: str, params: Mapping[str, str]
+    ) -> str:
         canonical = JOBS_PATH + "?" + urllib.parse.urlencode(sorted(params.items()))
-        return self.keys.page(integration_id, fingerprint, canonical)
+        return self.keys.page(integration_id, generation, fingerprint, canonical)
 
     async def page(
         self,
@@ -60,7 +77,10 @@ class SharedPages:
     ) -> JobsPage:
         """The page for these parameters: shared, landed by another process, or fetched
         (and then shared). `refresh`: fetch, whatever is shared, and share the result."""
-        key = self.page_key(integration_id, fingerprint, params)
+        generation = await self.generations.shared(integration_id)
+        if generation is None:
+            return await fetch()
+        key = self.page_key(integration_id, generation, fingerprint, params)
         if not refresh:
             found = _page_or_none(await self.cache.get(key, kind="page"))
             if found is not None:
@@ -86,7 +106,7 @@ class SharedPages:
         async with self.flights.holding(key, lease):
             page = await fetch()
             await self.cache.put(key, encode_page(page))
-            await self._share_jobs(integration_id, fingerprint, page)
+            await self._share_jobs(integration_id, generation, fingerprint, page)
         return page
 
     async def jobs(
@@ -94,7 +114,13 @@ class SharedPages:
     ) -> dict[str, tuple[Job, int]]:
         """The jobs among `kombo_ids` that some process primed (one MGET), each with its
         size in bytes."""
-        keys = [self.keys.job(integration_id, fingerprint, kombo_id) for kombo_id in kombo_ids]
+        generation = await self.generations.shared(integration_id)
+        if generation is None:
+            return {}
+        keys = [
+            self.keys.job(integration_id, generation, fingerprint, kombo_id)
+            for kombo_id in kombo_ids
+        ]
         found: dict[str, tuple[Job, int]] = {}
         for kombo_id, raw in zip(
             kombo_ids, await self.cache.get_many(keys, kind="job"), strict=True
@@ -104,12 +130,15 @@ class SharedPages:
                 found[kombo_id] = (job, len(raw))
         return found
 
-    async def _share_jobs(self, integration_id: str, fingerprint: str, page: JobsPage) -> None:
+    async def _share_jobs(
+        self, integration_id: str, generation: int, fingerprint: str, page: JobsPage
+    ) -> None:
         items: dict[str, bytes] = {}
         for job in page["results"]:
             kombo_id = record_id(job)
             if kombo_id is not None:
-                items[self.keys.job(integration_id, fingerprint, kombo_id)] = orjson.dumps(job)
+                key = self.keys.job(integration_id, generation, fingerprint, kombo_id)
+                items[key] = orjson.dumps(job)
         await self.cache.put_many(items)
 
 
