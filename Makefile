@@ -68,8 +68,12 @@ check: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
+## Two processes, a test file each at a time (module state such as the fuzz counts stays in
+## one process); then the tests marked `serial`, which measure time or memory under load,
+## alone. `make pytest PYTEST_ARGS=...` passes arguments to both runs.
 pytest: $(DEV_STAMP) assets $(NODE_DEPS) redis-server
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
 ## Debian's redis-server for the tests that share state through a real Redis (they start
 ## their own on a free loopback port, persistence off). Installed with apt when missing.

@@ -41,6 +41,9 @@ from gateway.schema.operation import COST_BYTES, PreparedDocuments
 from tests.support import gateway_process, status_bytes
 from tests.test_projection import SOURCE_JOBS, context
 
+#: Measures time and memory under load: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 #: The default document size limit (GATEWAY_MAX_DOCUMENT_BYTES), from its one source.
 MAX_DOCUMENT_BYTES = Settings().max_document_bytes
 

@@ -30,6 +30,9 @@ import pytest
 from gateway.http.serving import free_port, wait_until_healthy
 from tests.support import status_bytes
 
+#: Measures time and memory under load: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 INTEGRATION = "greenhouse:8mJ4sVvB3Ut3PqCbA9z7WkRn"
 QUERY = "{ jobs(first: 5) { nodes { id } } }"
 #: The gateway's default cap (`KOMBO_MAX_RESPONSE_BYTES`), which these tests leave as is.
