@@ -81,6 +81,9 @@ class Settings:
     base_url: str = REGION_BASE_URLS[DEFAULT_REGION]
     integration_id: str | None = None
     cache_ttl: float = 30.0
+    #: Seconds past `cache_ttl` a cached page may still be served while one refresh runs
+    #: in the background (stale-while-revalidate); never after Kombo's webhook dropped it.
+    cache_stale: float = 30.0
     cache_max_entries: int = 5_000
     cache_max_bytes: int = 16 * 1024 * 1024
     #: Bytes of whole encoded GraphQL answers kept per worker (the response cache, in
@@ -256,6 +259,7 @@ class Settings:
 #: Numeric settings: field -> (variable, smallest value allowed). An int field reads as int.
 NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
     "cache_ttl": ("GATEWAY_CACHE_TTL", 0.0),
+    "cache_stale": ("GATEWAY_CACHE_STALE", 0.0),
     "cache_max_entries": ("GATEWAY_CACHE_MAX_ENTRIES", 1),
     "cache_max_bytes": ("GATEWAY_CACHE_MAX_BYTES", 1024),
     "response_cache_bytes": ("GATEWAY_RESPONSE_CACHE_BYTES", 0),

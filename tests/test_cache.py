@@ -787,3 +787,73 @@ def test_a_fingerprint_never_contains_the_key(key: str):
     fingerprint = credential_fingerprint(key)
     assert key not in fingerprint
     assert key[:16] not in fingerprint
+
+
+# --- stale-while-revalidate (GATEWAY_CACHE_STALE) ------------------------------------------------
+
+STALE = 10.0
+
+
+@pytest.fixture
+def stale_cache(clock: Clock, metrics: GatewayMetrics) -> UpstreamCache:
+    return UpstreamCache(
+        TTL, max_entries=100, max_bytes=1 << 20, metrics=metrics, timer=clock, stale=STALE
+    )
+
+
+async def test_a_stale_entry_is_served_at_once_while_one_load_refreshes_it(
+    stale_cache: UpstreamCache, clock: Clock, metrics: GatewayMetrics
+):
+    first = Loader()
+    assert await stale_cache.fetch("k", first) == {"value": 1}
+    clock.now += TTL + STALE / 2
+    release, calls = asyncio.Event(), []
+
+    async def refresh() -> tuple[Any, int]:
+        calls.append(1)
+        await release.wait()
+        return {"value": "refreshed"}, 10
+
+    # Two callers while the refresh is held: both answered from the stale entry, at once,
+    # and only one refresh starts.
+    assert await stale_cache.fetch("k", refresh) == {"value": 1}
+    assert await stale_cache.fetch("k", refresh) == {"value": 1}
+    await settle()
+    assert calls == [1] and lookups(metrics, "page", "stale") == 2
+    release.set()
+    await settle()
+    assert await stale_cache.fetch("k", Loader()) == {"value": "refreshed"}
+    assert lookups(metrics, "page", "hit") == 1  # fresh again: a plain hit
+
+
+async def test_past_the_stale_window_a_caller_waits_for_the_load(
+    stale_cache: UpstreamCache, clock: Clock
+):
+    await stale_cache.fetch("k", Loader())
+    clock.now += TTL + STALE + 0.001
+    again = Loader()
+    assert await stale_cache.fetch("k", again) == {"value": 1} and again.calls == 1
+
+
+async def test_by_id_reads_and_a_refresh_request_never_get_a_stale_entry(
+    stale_cache: UpstreamCache, clock: Clock
+):
+    stale_cache.put("job", {"id": "job"}, 10)
+    clock.now += TTL + 1
+    assert stale_cache.get("job", kind="job") is None
+    await stale_cache.fetch("k", Loader())
+    clock.now += TTL + 1
+    fresh = Loader()
+    await stale_cache.fetch("k", fresh, refresh=True)  # Cache-Control: no-cache
+    assert fresh.calls == 1
+
+
+async def test_a_webhook_dropped_entry_is_never_served_stale(client: FakeKombo, clock: Clock):
+    cache = UpstreamCache(TTL, max_entries=100, max_bytes=1 << 20, timer=clock, stale=STALE)
+    kombo = kombo_over(client, cache)
+    await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    clock.now += TTL + 1
+    await cache.generations.bump(INTEGRATION_A)  # what the webhook does
+    calls = len(client.calls)
+    await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
+    assert len(client.calls) == calls + 1  # fetched, awaited: nothing stale was served

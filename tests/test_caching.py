@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from gateway.config import Settings
 from gateway.http.app import create_app
 from tests.conftest import INTEGRATION_A, INTEGRATION_B
-from tests.support import GraphQLClient, Upstream, serve
+from tests.support import GraphQLClient, Upstream, serve, wait_until
 
 PAGE = "query($f: JobFilter) { jobs(first: 20, filter: $f) { nodes { id komboId name } } }"
 
@@ -159,3 +160,43 @@ def test_metrics_report_upstream_calls_cache_and_batching(
     assert value("gateway_lookups_coalesced_total") == 21
     assert value("gateway_lookup_batch_size_count") == 1
     assert value("gateway_lookup_batch_size_sum") == 2
+
+
+# --- stale-while-revalidate -------------------------------------------------------------------
+
+
+def test_a_stale_page_answers_at_once_and_is_refreshed_once_in_the_background(
+    gateway_settings: Settings, upstream: Upstream, faults: Any
+):
+    settings = dataclasses.replace(gateway_settings, cache_ttl=1.0, cache_stale=30.0)
+    query = "{ jobs(first: 3) { nodes { id name } } }"
+    with serve(create_app(settings)) as url:
+        gql = GraphQLClient(url)
+        first = gql.data(query)
+        assert upstream.count() == 1
+        time.sleep(1.2)  # past the TTL, well within the stale window
+        faults({"status": 200, "latency_ms": 1500})  # the refresh will take 1.5 s
+        started = time.monotonic()
+        assert gql.data(query) == first
+        assert gql.data(query) == first  # while the refresh runs: stale again, no 2nd call
+        assert time.monotonic() - started < 1.0  # neither waited for Kombo
+        wait_until(lambda: upstream.count() == 2, 10, "the background refresh")
+        time.sleep(0.2)  # the refresh lands in the cache
+        assert gql.data(query) == first  # now fresh: a plain hit
+        assert upstream.count() == 2
+
+
+def test_with_no_stale_window_a_caller_past_the_ttl_waits_for_kombo(
+    gateway_settings: Settings, upstream: Upstream, faults: Any
+):
+    settings = dataclasses.replace(gateway_settings, cache_ttl=1.0, cache_stale=0.0)
+    query = "{ jobs(first: 4) { nodes { id } } }"
+    with serve(create_app(settings)) as url:
+        gql = GraphQLClient(url)
+        gql.data(query)
+        time.sleep(1.2)
+        faults({"status": 200, "latency_ms": 1000})
+        started = time.monotonic()
+        gql.data(query)
+        assert time.monotonic() - started >= 1.0
+        assert upstream.count() == 2

@@ -91,10 +91,14 @@ class UpstreamCache:
         timer: Callable[[], float] = time.monotonic,
         shared: SharedPages | None = None,
         generations: Generations | None = None,
+        stale: float = 0.0,
     ) -> None:
         self.enabled = ttl > 0
-        #: Seconds an entry is kept, and the clock its age is read on.
+        #: Seconds an entry is fresh, and the clock its age is read on.
         self.ttl = ttl
+        #: Seconds past `ttl` a page may still be served while one refresh runs
+        #: (`GATEWAY_CACHE_STALE`; 0: never).
+        self.stale = stale
         self.timer = timer
         #: The level-2 cache every worker and replica shares (Redis), read after a miss
         #: of this one; None: this process shares nothing.
@@ -108,7 +112,7 @@ class UpstreamCache:
         floor = max(1, -(-max_bytes // max(1, max_entries)))
         self._entries: TTLCache[Hashable, _Entry] = TTLCache(
             maxsize=max_bytes,
-            ttl=max(ttl, 1e-9),
+            ttl=max(ttl + stale, 1e-9),
             timer=timer,
             getsizeof=lambda entry: max(entry.size, floor),
         )
@@ -130,6 +134,7 @@ class UpstreamCache:
             max_bytes=settings.cache_max_bytes,
             metrics=metrics,
             shared=shared,
+            stale=settings.cache_stale,
             generations=generations,
         )
 
@@ -148,6 +153,8 @@ class UpstreamCache:
         if not self.enabled:
             return None
         entry = self._entries.get(key)
+        if entry is not None and self.timer() - entry.fetched > self.ttl:
+            entry = None  # kept only to be served stale by `fetch`
         result = "miss" if entry is None else "hit"
         self._metrics.cache_lookups.labels(kind=kind, result=result).inc()
         count("cache_misses" if entry is None else "cache_hits")
@@ -194,6 +201,8 @@ class UpstreamCache:
             return value
         started = self.timer()
         cached = None if refresh else self.lookup(key, kind)
+        if cached is None and not refresh:
+            cached = self._serve_stale(key, load, kind)
         if fetched is not None:
             fetched(started if cached is None else cached.fetched)
         if cached is not None:
@@ -213,6 +222,24 @@ class UpstreamCache:
         # the other callers wait on; the task still fills the cache when it ends.
         value, _ = await asyncio.shield(task)
         return value
+
+    def _serve_stale(
+        self, key: Hashable, load: Callable[[], Awaitable[tuple[Any, int]]], kind: str
+    ) -> _Entry | None:
+        """An entry past its TTL but within `stale` of it, served at once while one load
+        refreshes it in the background (joined by every later caller, never started
+        twice); None when there is none. An entry of an integration whose epoch rose
+        (Kombo's webhook) is unreachable here as everywhere: its key is another."""
+        entry = self._entries.get(key) if self.stale > 0 else None
+        if entry is None:
+            return None
+        if key not in self._in_flight:
+            task = asyncio.ensure_future(load())
+            task.add_done_callback(lambda done: self._settle(key, done))
+            self._in_flight[key] = task
+        self._metrics.cache_lookups.labels(kind=kind, result="stale").inc()
+        count("cache_hits")
+        return entry
 
     def drop_integration(self, integration_id: str) -> None:
         """Free every entry of `integration_id` now: its epoch rose, so none of them
