@@ -182,6 +182,39 @@ def test_serve_wires_its_sandbox_to_its_own_webhook_endpoint(served: tuple[str, 
     assert sandbox.count() == 2
 
 
+def test_editing_a_sandbox_job_shows_in_the_next_answer(served: tuple[str, Any]):
+    """`make run`'s promise: change a job in the sandbox and the gateway's next answer has
+    it, though the old one was cached: the sandbox signs and sends Kombo's data-changed
+    to the gateway, which drops the integration's cached answers."""
+    url, process = served
+    pid = process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    [sandbox_pid] = [c for c in children if b"sandbox" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    arguments = Path(f"/proc/{sandbox_pid}/cmdline").read_bytes().split(b"\0")
+    sandbox = f"http://127.0.0.1:{arguments[arguments.index(b'--port') + 1].decode()}"
+    query = {"query": "{ jobs(first: 1) { nodes { komboId name } } }"}
+
+    def first_job() -> dict[str, Any]:
+        node: dict[str, Any] = httpx.post(f"{url}/graphql", json=query).json()["data"]["jobs"][
+            "nodes"
+        ][0]
+        return node
+
+    job = first_job()
+    assert first_job() == job  # cached
+    renamed = f"{job['name']} (edited)"
+    change = {"changes": [{"id": job["komboId"], "set": {"name": renamed}}]}
+    answer = httpx.post(f"{sandbox}/_sandbox/jobs/changes", json=change)
+    assert answer.status_code == 200 and answer.json()["events"]
+
+    def delivered() -> bool:
+        deliveries = httpx.get(f"{sandbox}/_sandbox/webhooks").json()["deliveries"]
+        return any(d["status"] == "delivered" for d in deliveries)
+
+    wait_until(delivered, 10, "the sandbox's webhook to reach the gateway")
+    assert first_job()["name"] == renamed
+
+
 def test_an_idle_connection_outlives_the_clients_keepalive(served: tuple[str, Any]):
     """The gateway must not close an idle connection before its clients do (httpx keeps
     one 5 s; load balancers up to 60 s): a request sent as the server closes is lost."""
