@@ -15,7 +15,6 @@ Every answer then gets its HTTP caching headers (`http_caching`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from contextvars import ContextVar
@@ -44,6 +43,7 @@ from gateway.http.access import KOMBO_KEY_HEADER, Caller
 from gateway.http.client_address import client_address
 from gateway.http.graphiql import graphiql_page
 from gateway.http.http_caching import HttpCaching, body_digest, strong_etag
+from gateway.http.request_body import read_bounded_body
 from gateway.http.request_shape import (
     Shape,
     accept_header,
@@ -82,18 +82,6 @@ _STATUS_BY_CODE = {
     Code.FORBIDDEN: 403,
     Code.RATE_LIMITED: 429,
 }
-
-
-class RequestTooLarge(GatewayError):
-    code = Code.BAD_USER_INPUT
-    http_status = 413
-
-
-class RequestTooSlow(GatewayError):
-    """The client did not send its whole body within `GATEWAY_BODY_TIMEOUT`."""
-
-    code = Code.BAD_USER_INPUT
-    http_status = 408
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,27 +306,10 @@ class GraphQLView(GraphQL[Context, None]):
         """The request with its body read, refused past the size limit without reading on."""
         if request.method != "POST":
             return request
-        limit = self._gateway.settings.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        timeout = self._gateway.settings.body_timeout
-        try:
-            # A client that trickles its body (or stops sending) would otherwise hold a
-            # connection and this task forever: uvicorn has no body timeout.
-            async with asyncio.timeout(timeout):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise RequestTooLarge(f"The request body is larger than {limit} bytes")
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise RequestTooSlow(
-                f"The request body did not arrive within {timeout:g} s (GATEWAY_BODY_TIMEOUT)"
-            ) from None
-        body = b"".join(chunks)
+        settings = self._gateway.settings
+        body = await read_bounded_body(
+            request, limit=settings.max_body_bytes, timeout=settings.body_timeout, what="request"
+        )
         replayed = False
 
         async def replay() -> Message:

@@ -30,7 +30,6 @@ so any ATS change may change a job as the gateway serves it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +42,9 @@ from starlette.responses import JSONResponse, Response
 from gateway.errors import BadUserInput, GatewayError, RateLimited, Unauthenticated
 from gateway.http.client_address import client_address
 from gateway.http.limits import RateLimiter
+from gateway.http.request_body import read_bounded_body
 from gateway.http.state import GatewayState
-from gateway.http.view import RequestTooLarge, RequestTooSlow, error_response
+from gateway.http.view import error_response
 from gateway.http.webhook_signature import SIGNATURE_HEADER, signature_matches
 from gateway.observability.refusals import SUMMARISED_STATUSES, RefusalSummary
 from gateway.observability.request_stats import current_stats
@@ -180,24 +180,10 @@ class KomboWebhook:
 
     async def _read_body(self, request: Request) -> bytes:
         """The raw body, refused past `MAX_BODY_BYTES` without reading on."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise RequestTooLarge(f"A webhook body is at most {MAX_BODY_BYTES} bytes")
-        chunks: list[bytes] = []
-        size = 0
         timeout = self._gateway.settings.body_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise RequestTooLarge(f"A webhook body is at most {MAX_BODY_BYTES} bytes")
-                    chunks.append(chunk)
-        except TimeoutError:
-            raise RequestTooSlow(
-                f"The webhook body did not arrive within {timeout:g} s (GATEWAY_BODY_TIMEOUT)"
-            ) from None
-        return b"".join(chunks)
+        return await read_bounded_body(
+            request, limit=MAX_BODY_BYTES, timeout=timeout, what="webhook"
+        )
 
     def _count(self, outcome: str) -> None:
         self._gateway.metrics.webhooks.labels(outcome=outcome).inc()
