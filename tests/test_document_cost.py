@@ -39,6 +39,9 @@ from gateway.schema.private_api import graphql_schema
 from tests.support import GraphQLClient, Upstream, error_codes, fragment_chain, serve
 from tests.test_projection import SOURCE_JOBS, context, fallbacks
 
+#: Bounds how long things take: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 #: The default document size limit (GATEWAY_MAX_DOCUMENT_BYTES), from its one source.
 MAX_DOCUMENT_BYTES = Settings().max_document_bytes
 

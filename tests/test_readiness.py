@@ -19,6 +19,9 @@ from gateway.http.serving import free_port
 from gateway.http.state import ReadinessProbe
 from tests.support import Upstream, error_codes, serve
 
+#: Bounds how long things take: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 CHECK_PATH = "/v1/check-api-key"
 QUERY = {"query": "{ jobs(first: 1) { nodes { komboId } } }"}
 

@@ -27,6 +27,9 @@ from gateway.upstream.kombo import JobsPage
 from gateway.upstream.shared_pages import SharedPages
 from tests.redis_server import RedisServer, free_port, redis_server
 
+#: Bounds how long things take: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 
 class Clock:
     def __init__(self) -> None:

@@ -27,6 +27,9 @@ import pytest
 from gateway.http.serving import GRACEFUL_SHUTDOWN_SECONDS
 from tests.support import gateway_process, wait_until
 
+#: Bounds how long things take: `make test` runs it alone, after the rest.
+pytestmark = pytest.mark.serial
+
 CLIENTS = 32
 REQUESTS_PER_CLIENT = 400
 QUERY = {"query": "{ jobs(first: 5) { nodes { id } } }"}
