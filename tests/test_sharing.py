@@ -154,6 +154,21 @@ async def test_the_link_falls_back_when_redis_dies_logs_once_and_resumes(
         await link.aclose()
 
 
+async def test_an_unexpected_error_on_the_way_to_redis_falls_back_and_is_logged(
+    link: RedisLink, caplog: pytest.LogCaptureFixture
+):
+    """redis-py has raised AttributeError and RuntimeError from connections torn down
+    mid-read: whatever a Redis operation raises, the request goes on without Redis."""
+
+    async def torn_down(redis: Redis) -> bytes:
+        raise AttributeError("'NoneType' object has no attribute 'feed'")
+
+    with caplog.at_level(logging.ERROR, logger="gateway.redis"):
+        assert await link.run("cache_get", torn_down, fallback=None) is None
+    assert "cache_get failed unexpectedly" in caplog.text and "AttributeError" in caplog.text
+    assert await link.run("ping", lambda r: r.ping(), fallback=False) is True
+
+
 async def test_a_slow_redis_costs_at_most_the_timeout(link: RedisLink):
     started = time.monotonic()
     # DEBUG SLEEP blocks the server for 1 s; the link gives up after its 0.5 s.

@@ -100,8 +100,10 @@ class RedisLink:
         timeout: float | None = None,
     ) -> T:
         """`call(client)`'s result, or `fallback` when Redis fails, is slow, or is being
-        skipped. `operation` names it in the metrics. `timeout` (default: the link's) may
-        only be shorter, e.g. what is left of a request's deadline."""
+        skipped, or when anything else goes wrong on the way: no exception of a Redis
+        operation ever reaches a request. `operation` names it in the metrics.
+        `timeout` (default: the link's) may only be shorter, e.g. what is left of a
+        request's deadline."""
         if not self.breaker.allows():
             return fallback
         limit = self.timeout if timeout is None else min(timeout, self.timeout)
@@ -109,19 +111,30 @@ class RedisLink:
             async with asyncio.timeout(max(limit, 0.0)):
                 result = await call(self.client)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.metrics.redis_errors.labels(operation=operation).inc()
-            if self.breaker.failed():
-                self.metrics.redis_up.set(0)
-                logger.warning(
-                    "Redis is unavailable (%s): workers share nothing until it answers "
-                    "again, every request is served in-process meanwhile",
-                    type(exc).__name__,
-                )
+            self._failed(operation, exc)
+            return fallback
+        except Exception as exc:
+            # Not a failure Redis is known to cause: a client-library race on a dying
+            # connection (redis-py has had several), or a bug in `call`. Either way the
+            # request goes on without Redis; the traceback is logged, since it is news.
+            logger.error("Redis operation %s failed unexpectedly", operation, exc_info=exc)
+            self._failed(operation, exc)
             return fallback
         if self.breaker.succeeded():
             self.metrics.redis_up.set(1)
             logger.warning("Redis answers again: sharing resumed")
         return result
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        """Count a failed operation; the failure that opens the breaker logs it once."""
+        self.metrics.redis_errors.labels(operation=operation).inc()
+        if self.breaker.failed():
+            self.metrics.redis_up.set(0)
+            logger.warning(
+                "Redis is unavailable (%s): workers share nothing until it answers "
+                "again, every request is served in-process meanwhile",
+                type(exc).__name__,
+            )
 
     async def aclose(self) -> None:
         await self.client.aclose()
