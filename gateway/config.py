@@ -186,6 +186,18 @@ class Settings:
     #: Webhook requests per second per client address (bursts of ten seconds' worth);
     #: 0: no limit. Kombo sends one `data-changed` per integration after each sync.
     webhook_rate_limit: float = 10.0
+    #: A trusted-documents file (relay-compiler's persisted queries, or Apollo's
+    #: persisted query manifest), read and validated at start-up; None: no such list.
+    persisted_documents: str | None = None
+    #: Run only the documents of `persisted_documents` (and introspection, when it is
+    #: on): any other is refused before it is parsed, and APQ registration is off.
+    persisted_only: bool = False
+    #: Automatic persisted queries (Apollo's protocol): a client sends a document's
+    #: SHA-256 instead of its text once the gateway knows it.
+    apq: bool = True
+    #: Seconds a registered APQ document is kept (in Redis, and at most that in each
+    #: worker): clients register again after a miss, so this only bounds memory.
+    apq_ttl: float = 24 * 3600.0
 
     @property
     def sandbox_mode(self) -> bool:
@@ -226,6 +238,14 @@ class Settings:
                 "would travel in clear text. Use https, or set KOMBO_ALLOW_PLAIN_HTTP=true "
                 "if the network between them is yours"
             )
+        if _flag(environ, "GATEWAY_PERSISTED_ONLY", False) and not _optional(
+            environ, "GATEWAY_PERSISTED_DOCUMENTS"
+        ):
+            raise ConfigError(
+                "GATEWAY_PERSISTED_ONLY=true refuses every document not in "
+                "GATEWAY_PERSISTED_DOCUMENTS, which is not set: set it to your persisted "
+                "documents file, or unset GATEWAY_PERSISTED_ONLY"
+            )
         defaults = cls()  # each default is stated once: on its field above
         changes: dict[str, Any] = {}
         for field, (variable, minimum) in NUMERIC_VARIABLES.items():
@@ -249,6 +269,7 @@ class Settings:
                 "set it to the webhook secret Kombo's dashboard shows, or unset it to "
                 "turn POST /webhooks/kombo off",
             ),
+            persisted_documents=_optional(environ, "GATEWAY_PERSISTED_DOCUMENTS"),
             redis_url=_redis_url(environ, "GATEWAY_REDIS_URL"),
             redis_prefix=_redis_prefix(environ, "GATEWAY_REDIS_PREFIX", defaults.redis_prefix),
             log_level=_choice(environ, "GATEWAY_LOG_LEVEL", defaults.log_level, _LOG_LEVELS),
@@ -288,6 +309,7 @@ NUMERIC_VARIABLES: Mapping[str, tuple[str, float]] = {
     "body_timeout": ("GATEWAY_BODY_TIMEOUT", 0.1),
     "redis_timeout": ("GATEWAY_REDIS_TIMEOUT", 0.001),
     "webhook_rate_limit": ("GATEWAY_WEBHOOK_RATE_LIMIT", 0.0),
+    "apq_ttl": ("GATEWAY_APQ_TTL", 1.0),
 }
 #: Boolean settings: field -> variable.
 FLAG_VARIABLES: Mapping[str, str] = {
@@ -297,6 +319,8 @@ FLAG_VARIABLES: Mapping[str, str] = {
     "graphiql": "GATEWAY_GRAPHIQL",
     "tracing": "GATEWAY_TRACING",
     "gc_tuning": "GATEWAY_GC_TUNING",
+    "persisted_only": "GATEWAY_PERSISTED_ONLY",
+    "apq": "GATEWAY_APQ",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

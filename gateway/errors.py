@@ -6,6 +6,9 @@
     ├── Forbidden                     FORBIDDEN
     ├── RateLimited                   RATE_LIMITED: the gateway's own per-caller limit
     ├── UpstreamDataError             UPSTREAM_ERROR: one value Kombo sent has the wrong type
+    ├── PersistedQueryError           a request's persisted document (contract section 10):
+    │                                 PERSISTED_QUERY_NOT_FOUND | _NOT_SUPPORTED |
+    │                                 _HASH_MISMATCH | _NOT_IN_LIST
     └── UpstreamFailure               (gateway.upstream.failures) wraps a KomboError:
                                       UNAUTHENTICATED | FORBIDDEN | RATE_LIMITED |
                                       UPSTREAM_UNAVAILABLE | UPSTREAM_ERROR
@@ -45,6 +48,10 @@ class Code(enum.StrEnum):
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
+    PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+    PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
 
 
 class GatewayError(Exception):
@@ -88,3 +95,39 @@ class RateLimited(GatewayError):
 
     def extensions(self) -> dict[str, Any]:
         return {**super().extensions(), "retryAfter": max(1, math.ceil(self.retry_after))}
+
+
+class PersistedQueryError(GatewayError):
+    """A request's persisted document cannot be run (contract section 10).
+
+    The messages of NOT_FOUND and NOT_SUPPORTED are Apollo's own words, and those two
+    answer HTTP 200: Apollo Client's persisted-queries link matches either the message
+    or the code, then retries with the document's text (or stops hashing), and older
+    links read only the message of a 200 answer.
+    """
+
+
+class PersistedQueryNotFound(PersistedQueryError):
+    code = Code.PERSISTED_QUERY_NOT_FOUND
+    http_status = 200
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotFound")
+
+
+class PersistedQueryNotSupported(PersistedQueryError):
+    code = Code.PERSISTED_QUERY_NOT_SUPPORTED
+    http_status = 200
+
+    def __init__(self) -> None:
+        super().__init__("PersistedQueryNotSupported")
+
+
+class PersistedQueryHashMismatch(PersistedQueryError):
+    code = Code.PERSISTED_QUERY_HASH_MISMATCH
+    http_status = 400
+
+
+class PersistedQueryNotInList(PersistedQueryError):
+    code = Code.PERSISTED_QUERY_NOT_IN_LIST
+    http_status = 400

@@ -263,8 +263,15 @@ def test_every_numeric_setting_reads_its_variable_and_defaults_to_its_field(fiel
 def test_every_flag_reads_its_variable_and_defaults_to_its_field(field: str):
     default = getattr(Settings(), field)
     assert getattr(Settings.from_env({}), field) is default
-    flipped = Settings.from_env({FLAG_VARIABLES[field]: str(not default).lower()})
+    # Persisted-only mode needs its list of documents (tested below).
+    needs = {"GATEWAY_PERSISTED_DOCUMENTS": "docs.json"} if field == "persisted_only" else {}
+    flipped = Settings.from_env({FLAG_VARIABLES[field]: str(not default).lower(), **needs})
     assert getattr(flipped, field) is (not default)
+
+
+def test_persisted_only_without_a_documents_file_is_refused_with_the_remedy():
+    with pytest.raises(ConfigError, match="GATEWAY_PERSISTED_DOCUMENTS, which is not set"):
+        Settings.from_env({"GATEWAY_PERSISTED_ONLY": "true"})
 
 
 def test_every_variable_is_in_the_readme():

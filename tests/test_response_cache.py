@@ -24,8 +24,9 @@ import redis
 from gateway.config import SANDBOX_API_KEY, Settings, TokenSpec
 from gateway.http.access import hash_token
 from gateway.http.app import create_app
+from gateway.http.operations import Operation, Operations
 from gateway.http.response_cache import ENTRY_OVERHEAD, ResponseCache
-from gateway.http.response_key import Operation, Operations, ResponseKey
+from gateway.http.response_key import ResponseKey
 from gateway.observability.metrics import GatewayMetrics
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.link import RedisLink

@@ -35,6 +35,7 @@ from gateway.config import Settings
 from gateway.errors import Code
 from gateway.http.graphiql import ASSETS_URL_PREFIX, graphiql_assets_app
 from gateway.http.observability import GRAPHQL_PATH, ObservabilityMiddleware
+from gateway.http.persisted import PersistedDocuments
 from gateway.http.state import GatewayState, warn_if_open
 from gateway.http.token_file import TokensFileWatcher, apply_token_changes
 from gateway.http.view import GraphQLView, error_response
@@ -43,6 +44,8 @@ from gateway.http.webhooks import KomboWebhook
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import enable_tracing
 from gateway.schema.build import QueryLimits, build_schema
+from gateway.schema.private_api import graphql_schema
+from gateway.schema.trusted_documents import load_trusted_documents
 
 
 def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Starlette:
@@ -53,8 +56,22 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         http: a client to use instead of building one (it then stays the caller's to close).
     """
     gateway = GatewayState(settings, http)
-    limits = QueryLimits.from_settings(settings)
-    view = GraphQLView(build_schema(limits), gateway)
+    schema = build_schema(QueryLimits.from_settings(settings))
+    # Read and validated here, once per worker: a document that does not validate
+    # stops start-up (ConfigError), never fails a request later.
+    trusted = (
+        load_trusted_documents(settings.persisted_documents, schema)
+        if settings.persisted_documents
+        else None
+    )
+    persisted = PersistedDocuments.from_settings(
+        settings,
+        trusted=trusted,
+        store=gateway.apq,
+        prepared=schema.documents,
+        schema=graphql_schema(schema),
+    )
+    view = GraphQLView(schema, gateway, persisted)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -79,6 +79,7 @@ class ObservabilityMiddleware:
         self.metrics.graphql_request_duration.observe(seconds)
         for code in stats.error_codes:
             self.metrics.graphql_errors.labels(code=code).inc()
+        self._observe_documents(stats, status, seconds)
         if status in SUMMARISED_STATUSES and not self.refusals.note(
             status=status, address=stats.address
         ):
@@ -87,6 +88,15 @@ class ObservabilityMiddleware:
             "graphql request",
             extra=_log_fields(stats, method=method, status=status, seconds=seconds),
         )
+
+    def _observe_documents(self, stats: RequestStats, status: int, seconds: float) -> None:
+        """The request's persisted documents, each counted under its label."""
+        metrics = self.metrics
+        for label in {label for _, label in stats.documents if label is not None}:
+            metrics.document_requests.labels(document=label, status=str(status)).inc()
+            metrics.document_duration.labels(document=label).observe(seconds)
+            for code in stats.error_codes:
+                metrics.document_errors.labels(document=label, code=code).inc()
 
 
 #: The status logged and counted for a request whose client left before its answer
@@ -163,6 +173,7 @@ def _log_fields(stats: RequestStats, *, method: str, status: int, seconds: float
         "method": method,
         "status": status,
         "operation": stats.operation_name,
+        "documents": [name for name, _ in stats.documents] or None,
         "duration_ms": round(seconds * 1000, 1),
         "upstream_calls": stats.upstream_calls,
         "upstream_errors": stats.upstream_errors,

@@ -266,6 +266,9 @@ _OPERATION_MEMBERS: tuple[tuple[str, type, str], ...] = (
     ("operationName", str, "a string"),
     ("variables", dict, "an object"),
     ("extensions", dict, "an object"),
+    # A persisted document's id (contract section 10).
+    ("documentId", str, "a string"),
+    ("doc_id", str, "a string"),
 )
 
 

@@ -1,8 +1,8 @@
 """What a GraphQL answer depends on, and the response cache's key over exactly that.
 
-Usage (by the view, after admission, before anything runs)::
+Usage (by the view, after admission and persisted documents, before anything runs)::
 
-    operations = post_operations(content_type, body, batch_limit)  # or get_operations(params)
+    operations = resolved.operations      # `gateway.http.operations`, documents resolved
     key = ResponseKey(
         operations, integration=..., credential=..., caller=..., generation=..., deployment=...
     ).digest()
@@ -11,9 +11,11 @@ Every input that can change the bytes of an answer is in the key: one SHA-256 ov
 of them as one JSON array (`tests/test_response_cache.py` changes each one alone and
 sees a different answer or a miss):
 
-1. **the operations**, each as sent: document text, `operationName`, `variables` and
-   `extensions` (`extensions` change no answer today, but persisted documents will read
-   them, so a request that differs there is another request);
+1. **the operations**: each one's document text, as sent or as its persisted id or
+   hash resolved to (`gateway.http.persisted`: the text, not the id, since one id may
+   name another text in another deployment), `operationName`, `variables` and
+   `extensions` (which hold an APQ hash: a request that differs there is another
+   request);
 2. **the batch shape**: one operation (a JSON object) or a batch (a JSON list, its order
    and length): `[op]` answers `[{...}]`, `op` answers `{...}`;
 3. **the integration** the request resolved to (its `X-Integration-Id`, else the token's
@@ -57,91 +59,14 @@ for a usual request, and no text of the request is kept.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
-from cross_web import HTTPException
 
 from gateway import __version__
 from gateway.config import Settings
-from gateway.http.request_shape import parse_body
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One operation of a request, as its answer depends on it."""
-
-    query: str
-    operation_name: str | None
-    #: `variables` and `extensions` as Strawberry reads them (decoded JSON: formatting
-    #: and GET's URL encoding do not count; the order of their keys does).
-    variables: Any
-    extensions: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Operations:
-    """What a request asks: its operations, and whether they came as a batch (a list)."""
-
-    items: tuple[Operation, ...]
-    batch: bool
-
-
-def get_operations(params: Mapping[str, str]) -> Operations | None:
-    """The operation of a GET request, read as Strawberry will read it; None for one it
-    will refuse (it then says why)."""
-    try:
-        return _from_params(params)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def post_operations(content_type: str | None, body: bytes, batch_limit: int) -> Operations | None:
-    """The operations of a POST request, read as Strawberry will read them; None for one
-    it will refuse (it then says why) or does not read as JSON."""
-    # Strawberry's test (`parse_content_type`, case-sensitive): its main type only.
-    if "application/json" not in (content_type or "").partition(";")[0]:
-        return None
-    try:
-        return _from_body(parse_body(body, batch_limit))
-    except HTTPException:
-        return None
-
-
-def _from_params(params: Mapping[str, str]) -> Operations | None:
-    query = params.get("query")
-    name = params.get("operationName")
-    variables = _json_object(params.get("variables"))
-    extensions = _json_object(params.get("extensions"))
-    if query is None or variables is _REFUSED or extensions is _REFUSED:
-        return None
-    return Operations((Operation(query, name, variables, extensions),), batch=False)
-
-
-#: A query parameter Strawberry refuses (not a JSON object).
-_REFUSED: Any = object()
-
-
-def _json_object(raw: str | None) -> Any:
-    """A JSON object parameter as Strawberry reads it (None when absent or empty), or
-    `_REFUSED`."""
-    if not raw:
-        return None
-    value = orjson.loads(raw)
-    return value if value is None or isinstance(value, dict) else _REFUSED
-
-
-def _from_body(data: Any) -> Operations | None:
-    items = data if isinstance(data, list) else [data]
-    operations = []
-    for item in items:
-        query, name = item.get("query"), item.get("operationName")
-        if not isinstance(query, str) or not isinstance(name, str | None):
-            return None
-        operations.append(Operation(query, name, item.get("variables"), item.get("extensions")))
-    return Operations(tuple(operations), batch=isinstance(data, list))
+from gateway.http.operations import Operations
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Process-lifetime parts of the gateway: the pooled HTTP client, the Kombo client, the
 caches (upstream answers, and whole GraphQL answers), access policy, rate limiter,
-metrics and readiness probe, and the link to Redis that shares the caches, in-flight
-calls, rate limits and Kombo's back-off when configured.
+metrics and readiness probe, the store of APQ documents, and the link to Redis that
+shares the caches, in-flight calls, rate limits, APQ documents and Kombo's back-off
+when configured.
 
 Usage::
 
@@ -23,6 +24,7 @@ import httpx
 from gateway.config import SANDBOX_API_KEY, Settings
 from gateway.errors import Code
 from gateway.http.access import AccessPolicy
+from gateway.http.apq_store import ApqStore
 from gateway.http.limits import RateLimiter
 from gateway.http.response_cache import ResponseCache
 from gateway.observability.metrics import GatewayMetrics
@@ -189,6 +191,8 @@ class GatewayState:
             else None,
             keys=keys,
         )
+        #: Documents registered by automatic persisted queries (`GATEWAY_APQ`).
+        self.apq = ApqStore(self.redis, keys, ttl=settings.apq_ttl)
 
     def cursor_key_for(self, kombo_key: str) -> bytes:
         """The key of cursors issued for calls with `kombo_key`: derived from it (every

@@ -7,7 +7,8 @@ what would work. GraphiQL's page (a GET without `query` whose `Accept` lists
 `text/html`, i.e. a browser) needs no token: it holds no data, and its header editor is
 where people put theirs. Programs (curl's and `fetch`'s `Accept: */*`) get JSON.
 
-After admission, an admitted request is looked up in the response cache
+After admission, the documents a request names by id or hash are resolved to their
+text (`persisted`: trusted documents, APQ), then the request is looked up in the response cache
 (`response_cache`, keyed by `response_key`) and, when found, answered from its bytes
 without executing; otherwise Strawberry runs it, and an answer without errors is kept.
 Every answer then gets its HTTP caching headers (`http_caching`).
@@ -24,18 +25,22 @@ from typing import Any
 import orjson
 import strawberry
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.types import QueryParams
+from strawberry.types import ExecutionResult
 
 from gateway.errors import (
     INTERNAL_MESSAGE,
     BadUserInput,
     Code,
     GatewayError,
+    PersistedQueryError,
     RateLimited,
     Unauthenticated,
 )
@@ -43,6 +48,8 @@ from gateway.http.access import KOMBO_KEY_HEADER, Caller
 from gateway.http.client_address import client_address
 from gateway.http.graphiql import graphiql_page
 from gateway.http.http_caching import HttpCaching, body_digest, strong_etag
+from gateway.http.operations import Operations, get_operations, post_operations
+from gateway.http.persisted import PersistedDocuments, Resolved
 from gateway.http.request_body import read_bounded_body
 from gateway.http.request_shape import (
     Shape,
@@ -53,18 +60,13 @@ from gateway.http.request_shape import (
     reworded,
 )
 from gateway.http.response_cache import CachedAnswer, ResponseCache, Slot
-from gateway.http.response_key import (
-    Operations,
-    ResponseKey,
-    deployment_digest,
-    get_operations,
-    post_operations,
-)
+from gateway.http.response_key import ResponseKey, deployment_digest
 from gateway.http.state import GatewayState
 from gateway.observability.request_stats import (
     record_error_codes,
     set_address,
     set_client,
+    set_documents,
     set_integration,
     set_operation,
 )
@@ -116,10 +118,21 @@ class _Cacheable:
     operations: Operations
 
 
+class _Unrunnable(GraphQLRequestData):
+    """A batch item whose persisted document cannot run: answered with its error."""
+
+    def __init__(self, item: GraphQLRequestData, error: PersistedQueryError) -> None:
+        super().__init__(None, item.variables, item.operation_name, item.extensions, item.protocol)
+        self.error = error
+
+
 _PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no data")
 #: The admission of the request being served (the batch check in `parse_http_body`
 #: reads it: Strawberry hands that method only its request adapter).
 _admission: ContextVar[Admission | None] = ContextVar("gateway_admission", default=None)
+#: The request's operations with their persisted documents resolved (`parse_http_body`
+#: hands their texts to Strawberry).
+_resolved: ContextVar[Resolved | None] = ContextVar("gateway_resolved", default=None)
 
 
 def wants_fresh_data(cache_control: str | None) -> bool:
@@ -146,9 +159,12 @@ def error_response(
 class GraphQLView(GraphQL[Context, None]):
     """Strawberry's ASGI view with admission, our context, offline GraphiQL and orjson."""
 
-    def __init__(self, schema: strawberry.Schema, gateway: GatewayState) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, gateway: GatewayState, persisted: PersistedDocuments
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql" if gateway.settings.graphiql else None)
         self._gateway = gateway
+        self._persisted = persisted
         self._caching = HttpCaching.from_settings(gateway.settings)
         self._deployment = deployment_digest(gateway.settings, schema.as_str())
         served = graphql_schema(schema)
@@ -187,7 +203,8 @@ class GraphQLView(GraphQL[Context, None]):
         """An admitted request's answer: from the response cache, else executed by
         Strawberry (and kept when it may be), with its HTTP caching headers."""
         answering = request.state.answering = _Answering()
-        cacheable = await self._cacheable(request, admission)
+        resolved = await self._resolve(request)
+        cacheable = await self._cacheable(admission, resolved)
         if cacheable is not None:
             if wants_fresh_data(request.headers.get("cache-control")):
                 cacheable.cache.bypassed()
@@ -209,16 +226,14 @@ class GraphQLView(GraphQL[Context, None]):
             await cacheable.cache.put(cacheable.slot, body, digest, ttl=fresh_for)
         return self._caching.answered(request, response, strong_etag(digest), fresh_for=fresh_for)
 
-    async def _cacheable(self, request: Request, admission: Admission) -> _Cacheable | None:
-        """Where this request's answer is kept, or None when the response cache is off or
-        the request is not one it answers (Strawberry then runs it, or says what is wrong).
+    async def _resolve(self, request: Request) -> Resolved | None:
+        """The request's operations with the texts they run (`persisted`), for the
+        response cache's key and for Strawberry; None for a request Strawberry will
+        refuse for its shape (it then says why).
 
-        The integration's generation is read here, before anything executes: an answer
-        built while a webhook raises it is kept under the generation it started from,
-        which is never looked up again."""
-        responses = self._responses
-        if responses is None:
-            return None
+        Raises:
+            PersistedQueryError, BadUserInput: the request cannot run (its answer).
+        """
         if request.method == "GET":
             operations = get_operations(request.query_params)
         elif request.method == "POST":
@@ -229,6 +244,27 @@ class GraphQLView(GraphQL[Context, None]):
             return None
         if operations is None:
             return None
+        resolved = await self._persisted.resolve(operations)
+        _resolved.set(resolved)
+        named = [(name, self._persisted.label(name)) for name in resolved.documents if name]
+        if named:
+            set_documents(named)
+        return resolved
+
+    async def _cacheable(
+        self, admission: Admission, resolved: Resolved | None
+    ) -> _Cacheable | None:
+        """Where this request's answer is kept, or None when the response cache is off or
+        the request is not one it answers (Strawberry then runs it, or says what is wrong).
+
+        Keyed by the texts the operations run, however they were named (`persisted`).
+        The integration's generation is read here, before anything executes: an answer
+        built while a webhook raises it is kept under the generation it started from,
+        which is never looked up again."""
+        responses = self._responses
+        if responses is None or resolved is None or not resolved.runnable:
+            return None
+        operations = resolved.operations
         gateway = self._gateway
         integration = admission.integration
         key = ResponseKey(
@@ -388,6 +424,9 @@ class GraphQLView(GraphQL[Context, None]):
         the worker in proportion to its size). Each batch item is checked as a single
         request would be, so a malformed item is a 400 too."""
         data = await super().parse_http_body(request)
+        resolved = _resolved.get()
+        if resolved is not None:
+            data = _with_documents(data, resolved)
         admission = _admission.get()
         if admission is not None:
             operations = data if isinstance(data, list) else [data]
@@ -419,6 +458,27 @@ class GraphQLView(GraphQL[Context, None]):
                 "slow down",
                 wait,
             )
+
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, except for a batch item whose persisted document cannot run:
+        its answer is its error, and the other items run."""
+        if isinstance(request_data, _Unrunnable):
+            error = request_data.error
+            record_error_codes([str(error.code)])
+            return ExecutionResult(
+                data=None, errors=[GraphQLError(str(error), extensions=error.extensions())]
+            )
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def get_context(self, request: Any, response: Any) -> Context:
         gateway = self._gateway
@@ -502,6 +562,26 @@ def _require_single(request: Request, names: tuple[str, ...]) -> None:
     for name in names:
         if len(request.headers.getlist(name)) > 1:
             raise BadUserInput(f"Send the `{name}` header once, not several times")
+
+
+def _with_documents(
+    data: GraphQLRequestData | list[GraphQLRequestData], resolved: Resolved
+) -> GraphQLRequestData | list[GraphQLRequestData]:
+    """Strawberry's reading of the request, each operation given the text it runs (or,
+    in a batch, its error). Both read the same body, item for item."""
+    items = data if isinstance(data, list) else [data]
+    if len(items) != len(resolved.operations.items):
+        return data  # not the request resolved (cannot happen): Strawberry's reading
+    answered: list[GraphQLRequestData] = []
+    for item, operation, failure in zip(
+        items, resolved.operations.items, resolved.failures, strict=True
+    ):
+        if failure is not None:
+            answered.append(_Unrunnable(item, failure))
+            continue
+        item.query = operation.query
+        answered.append(item)
+    return answered if isinstance(data, list) else answered[0]
 
 
 def _rate_keys(caller: Caller, key_fingerprint: str | None, address: str) -> tuple[str, ...]:

@@ -150,6 +150,30 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Per persisted document (`gateway.http.persisted`): which shipped operation is
+        # slow or failing. Labels are trusted documents' ids (a bounded list, the
+        # operator's file) or `apq` for every document registered by APQ.
+        self.document_requests = Counter(
+            "gateway_persisted_document_requests",
+            "Requests that ran a persisted document, by document and HTTP status.",
+            ["document", "status"],
+            registry=self.registry,
+        )
+        self.document_errors = Counter(
+            "gateway_persisted_document_errors",
+            "GraphQL errors of requests that ran a persisted document, by document and "
+            "contract code (a batch's errors count for each of its documents).",
+            ["document", "code"],
+            registry=self.registry,
+        )
+        self.document_duration = Histogram(
+            "gateway_persisted_document_duration_seconds",
+            "Time from receiving a request that ran a persisted document to having sent "
+            "its answer, by document.",
+            ["document"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.upstream_request_duration = Histogram(
             "kombo_upstream_request_duration_seconds",
             "Time from sending one request to Kombo to its response headers, retries "

@@ -47,6 +47,9 @@ class RequestStats:
     #: looked up, e.g. the cache is off or the request is not cacheable).
     response_cache: str | None = None
     error_codes: list[str] = field(default_factory=list)
+    #: The persisted documents it ran, each as (name for the log line, metrics label):
+    #: a trusted document's id twice, or `apq:<sha256>` and `apq`.
+    documents: list[tuple[str, str | None]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -83,6 +86,13 @@ def set_operation(name: str | None) -> None:
     stats = current_request.get()
     if stats is not None:
         stats.operation_name = name
+
+
+def set_documents(documents: list[tuple[str, str | None]]) -> None:
+    """Name the persisted documents the current request runs (log line and metrics)."""
+    stats = current_request.get()
+    if stats is not None:
+        stats.documents = documents
 
 
 def set_integration(integration: str | None) -> None:

@@ -3,7 +3,9 @@
     PreparedDocuments              one per schema: documents by digest of their text
     ├── document(query)            the size check (GATEWAY_MAX_DOCUMENT_BYTES), then parse
     ├── errors(query, ...)         shape check, then validation (overlap checks bounded)
-    └── cost(query)                what a request carrying `query` owes the rate limit
+    ├── cost(query)                what a request carrying `query` owes the rate limit
+    ├── keep(query, schema)        a trusted document: prepared once, kept for good
+    └── valid(query, schema)       whether it would run (an APQ registration's check)
     OperationExtension             per request: drives the above, codes every error
 
 What it does per operation:
@@ -55,6 +57,7 @@ from graphql import (
     OverlappingFieldsCanBeMergedRule,
     Source,
     ValidationContext,
+    specified_rules,
 )
 from graphql.language import Lexer
 from strawberry.extensions import SchemaExtension
@@ -154,6 +157,49 @@ class PreparedDocuments:
         self.max_document_bytes = max_document_bytes
         #: The kept documents by digest of their text (read `len(cache)`, `cache.bytes`).
         self.cache: BoundedCache[bytes, _Prepared] = BoundedCache(entries=size, max_bytes=max_bytes)
+        #: Documents kept for the process's life (trusted documents, `keep`): never
+        #: evicted, so a request naming one never parses or validates it again.
+        self._kept: dict[bytes, _Prepared] = {}
+        #: The rules a request's validation runs: graphql-core's, then the schema's.
+        #: Strawberry starts each request's list from `specified_rules` and
+        #: `OperationExtension` adds `rules`: the same tuple, so errors found here are
+        #: the ones a request reuses.
+        self.request_rules: tuple[type[ASTValidationRule], ...] = (
+            *specified_rules,
+            *self.rules,
+        )
+
+    def keep(self, query: str, schema: GraphQLSchema) -> DocumentNode:
+        """Parse and validate `query` as a request's document, and keep it prepared for
+        the process's life (a trusted document, read at start-up).
+
+        Raises:
+            GraphQLError: the first reason it cannot run (size, syntax, shape, validation).
+        """
+        document = self.document(query)
+        errors = self.errors(query, schema, document, self.request_rules)
+        if errors:
+            raise errors[0]
+        key, _ = self._digest(query)
+        entry = self._entry(key)
+        if key is not None and entry is not None:
+            self._kept[key] = entry
+        return document
+
+    def valid(self, query: str, schema: GraphQLSchema) -> bool:
+        """Whether `query` parses and validates as a request's document (what an APQ
+        registration must before it is stored). Prepared as a request would have it."""
+        try:
+            document = self.document(query)
+        except GraphQLError:
+            return False
+        return not self.errors(query, schema, document, self.request_rules)
+
+    def _entry(self, key: bytes | None) -> _Prepared | None:
+        if key is None:
+            return None
+        kept = self._kept.get(key)
+        return kept if kept is not None else self.cache.get(key)
 
     def document(self, query: str) -> DocumentNode:
         """The parsed document of `query`.
@@ -168,7 +214,7 @@ class PreparedDocuments:
                 f"The document is larger than GATEWAY_MAX_DOCUMENT_BYTES={self.max_document_bytes}"
                 " bytes: pass values as variables rather than writing them into it"
             )
-        entry = self.cache.get(key)
+        entry = self._entry(key)
         if entry is not None:
             return entry.document
         document, tokens = _parse(query, self.max_tokens)
@@ -191,7 +237,7 @@ class PreparedDocuments:
         size for a document built to be; the shape check is linear and iterative.
         """
         key, _ = self._digest(query)
-        entry = self.cache.get(key) if key is not None else None
+        entry = self._entry(key)
         if entry is not None and entry.document is document and entry.rules == rules:
             assert entry.errors is not None
             return entry.errors
@@ -205,7 +251,8 @@ class PreparedDocuments:
             if entry.errors is None:  # weighed once: a validation for other rules is alike
                 entry.weight += sum(_BYTES_PER_ERROR + 2 * len(e.message) for e in errors)
             entry.errors, entry.rules = errors, rules
-            self.cache.put(key, entry, entry.weight)  # evicts if it grew too heavy
+            if key not in self._kept:
+                self.cache.put(key, entry, entry.weight)  # evicts if it grew too heavy
         return errors
 
     def cost(self, query: str | None) -> int:
@@ -215,7 +262,7 @@ class PreparedDocuments:
         if not query:
             return 1
         key, size = self._digest(query)
-        if key is None or self.cache.get(key) is not None:
+        if key is None or self._entry(key) is not None:
             return 1
         return max(1, -(-size // COST_BYTES))
 

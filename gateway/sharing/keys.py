@@ -11,11 +11,13 @@
     <prefix>:{<integration>}:event:<event id digest>   a webhook event already handled
     <prefix>:{<integration>}:backoff             Kombo said: wait
     <prefix>:rate:<caller digest>                a caller's rate limit
+    <prefix>:apq:<document SHA-256>              a document registered by APQ (its text)
     <prefix>:ready                               pub/sub: a value landed
     <prefix>:generations                         pub/sub: an integration's generation rose
 
 - No key holds a secret: credentials (the Kombo key, a gateway token) appear only as
-  digests, and callers' identities too.
+  digests, and callers' identities too. An APQ document is no tenant's data (its hash
+  is of its text, which whoever knows the hash already has): shared by every tenant.
 - Entries never mix credentials or integrations: both are in every entry key.
 - Every entry key holds its integration's generation (`gateway.sharing.generations`):
   Kombo's data-changed webhook raises it, and every entry of the old generation is
@@ -89,3 +91,7 @@ class KeySpace:
 
     def rate(self, caller: str) -> str:
         return f"{self.prefix}:rate:{digest(caller)}"
+
+    def apq(self, sha256: str) -> str:
+        """A document registered by automatic persisted queries, under its SHA-256."""
+        return f"{self.prefix}:apq:{sha256}"
