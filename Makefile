@@ -15,6 +15,7 @@ LOCK := requirements.lock
 UV_VERSION := 0.13.9
 
 NODE_DEPS := tests/federation/js/node_modules/.installed
+CLIENT_NODE_DEPS := tests/clients/js/node_modules/.installed
 
 .PHONY: run test check pytest schema assets dist lock bench clean redis-server
 
@@ -55,6 +56,14 @@ $(NODE_DEPS): tests/federation/js/package.json
 	  && touch node_modules/.installed; \
 	else echo "npm not found: the federation tests will be skipped"; fi
 
+## relay-compiler, Apollo Client and their peers for the client tests (exact versions, no
+## lock file). Without npm the step says so and those tests report themselves skipped.
+$(CLIENT_NODE_DEPS): tests/clients/js/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/clients/js && npm install --no-package-lock --no-audit --no-fund --loglevel=error \
+	  && touch node_modules/.installed; \
+	else echo "npm not found: the client tests will be skipped"; fi
+
 ## Start the gateway; with no KOMBO_API_KEY it runs on the embedded Kombo sandbox.
 ## Options: make run PORT=9000 HOST=0.0.0.0. Ctrl-C (or SIGTERM) stops it after draining.
 run: $(RUN_STAMP) assets
@@ -71,7 +80,7 @@ check: $(DEV_STAMP)
 ## Two processes, a test file each at a time (module state such as the fuzz counts stays in
 ## one process); then the tests marked `serial`, which measure time or memory under load,
 ## alone. `make pytest PYTEST_ARGS=...` passes arguments to both runs.
-pytest: $(DEV_STAMP) assets $(NODE_DEPS) redis-server
+pytest: $(DEV_STAMP) assets $(NODE_DEPS) $(CLIENT_NODE_DEPS) redis-server
 	$(BIN)/pytest -n 2 --dist loadfile -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
@@ -96,5 +105,5 @@ bench: $(DEV_STAMP) assets redis-server
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) gateway/http/static/graphiql tests/federation/js/node_modules dist \
-	  .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) gateway/http/static/graphiql tests/federation/js/node_modules \
+	  tests/clients/js/node_modules dist .mypy_cache .ruff_cache .pytest_cache
