@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import redis
 from gateway.config import ConfigError, Settings
 from gateway.http.app import create_app
 from tests.redis_server import redis_server
-from tests.support import Upstream, serve
+from tests.support import Upstream, serve, wait_until
 
 JOBS = "query Jobs { jobs(first: 3) { edges { node { id name } } } }"
 JOB_NAMES = "query JobNames($first: Int = 2) { jobs(first: $first) { nodes { name } } }"
@@ -399,3 +400,44 @@ def test_persisted_only_follows_the_introspection_setting(
     with serve(create_app(closed)) as url:
         response = post(url, {"query": INTROSPECTION})
         assert codes(response.json()) == ["PERSISTED_QUERY_NOT_IN_LIST"]
+
+
+def test_persisted_only_still_serves_graphiqls_page(only_url: str):
+    page = httpx.get(f"{only_url}/graphql", headers={"Accept": "text/html"}, timeout=30)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+# --- what operators see ---------------------------------------------------------------------
+
+
+def test_metrics_and_the_log_line_name_the_document(
+    trusted_url: str, open_url: str, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="gateway.requests")
+    assert names(post(trusted_url, {"documentId": "jobs-1"}).json())
+    post(trusted_url, {"documentId": "jobs-1", "variables": {"unused": 1}})
+    text = "query Logged { jobs(first: 8) { nodes { id name } } }"
+    post(open_url, {"query": text, "extensions": apq(text)})
+    lines = request_lines(caplog, count=3)
+    assert [line.__dict__["documents"] for line in lines] == [
+        ["jobs-1"],
+        ["jobs-1"],
+        [f"apq:{sha256(text)}"],
+    ]
+    metrics = httpx.get(f"{trusted_url}/metrics", timeout=30).text
+    assert 'gateway_persisted_document_requests_total{document="jobs-1",status="200"}' in metrics
+    assert 'gateway_persisted_document_duration_seconds_count{document="jobs-1"}' in metrics
+    # APQ documents share one label: anyone can register documents, labels stay bounded.
+    open_metrics = httpx.get(f"{open_url}/metrics", timeout=30).text
+    assert 'gateway_persisted_document_requests_total{document="apq",status="200"}' in open_metrics
+    assert sha256(text) not in open_metrics
+
+
+def request_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+    """The request log lines, once `count` are there (each is written after its answer)."""
+    wait_until(
+        lambda: len([r for r in caplog.records if r.name == "gateway.requests"]) >= count,
+        5,
+        "the request log lines",
+    )
+    return [r for r in caplog.records if r.name == "gateway.requests"]
