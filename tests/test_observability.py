@@ -36,6 +36,7 @@ from gateway.observability.request_stats import (
     current_stats,
     record_error_codes,
     set_client,
+    set_documents,
     set_integration,
     set_operation,
 )
@@ -51,7 +52,7 @@ SECRET_QUERY = 'query Secret { jobs(filter: {nameContains: "hidden-text"}) { id 
 LOG_FIELDS = {
     "ts", "level", "logger", "message", "event", "request_id", "method", "status", "operation",
     "duration_ms", "upstream_calls", "upstream_errors", "retries", "cache_hits", "cache_misses",
-    "response_cache", "error_codes", "integration", "client",
+    "response_cache", "error_codes", "integration", "client", "documents",
 }  # fmt: skip
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -212,6 +213,7 @@ async def observed_graphql(request: Request) -> Response:
     set_operation("OpenJobs")
     set_integration("personio:CBNMt7dSNCzBdnRTx87dev4E")
     set_client("frontend")
+    set_documents([("OpenJobs-7", "OpenJobs-7")])
     count("upstream_calls", 2)
     count("retries")
     count("cache_hits", 3)
@@ -259,6 +261,7 @@ async def test_one_json_line_per_graphql_request_without_secrets(metrics, log):
         "error_codes": ["RATE_LIMITED", "UPSTREAM_ERROR"],
         "integration": "personio:CBNMt7dSNCzBdnRTx87dev4E",
         "client": "frontend",
+        "documents": ["OpenJobs-7"],
     }
 
 

@@ -122,9 +122,12 @@ def test_registration_then_hash_only_over_post_and_get(open_url: str, upstream: 
 def test_a_hash_that_is_not_the_documents_is_refused_and_nothing_is_stored(open_url: str):
     text = "query Mismatch { jobs(first: 5) { nodes { id } } }"
     other = {"persistedQuery": {"version": 1, "sha256Hash": sha256(text + " ")}}
-    response = post(open_url, {"query": text, "extensions": other})
-    assert response.status_code == 400
-    assert codes(response.json()) == ["PERSISTED_QUERY_HASH_MISMATCH"]
+    for response in (
+        post(open_url, {"query": text, "extensions": other}),
+        get(open_url, query=text, extensions=other),
+    ):
+        assert response.status_code == 400
+        assert codes(response.json()) == ["PERSISTED_QUERY_HASH_MISMATCH"]
     assert post(open_url, {"extensions": other}).json() == {"errors": [NOT_FOUND]}
 
 
@@ -162,14 +165,19 @@ def test_a_batch_answers_each_item_and_a_miss_fails_only_its_own(open_url: str):
     assert names(second)
 
 
-def test_with_apq_off_hashes_are_not_supported(gateway_settings: Settings):
-    settings = dataclasses.replace(gateway_settings, apq=False)
+def test_with_apq_off_hashes_are_not_supported_but_trusted_ones_run(
+    gateway_settings: Settings, tmp_path: Path
+):
+    trusted = relay_file(tmp_path, {"names": JOB_NAMES})
+    settings = dataclasses.replace(gateway_settings, apq=False, persisted_documents=trusted)
     with serve(create_app(settings)) as url:
         for body in ({"extensions": apq(JOBS)}, {"query": JOBS, "extensions": apq(JOBS)}):
-            response = post(url, body)
-            assert response.status_code == 200
-            assert response.json() == {"errors": [NOT_SUPPORTED]}
+            for response in (post(url, body), get(url, **body)):
+                assert response.status_code == 200
+                assert response.json() == {"errors": [NOT_SUPPORTED]}
         assert names(post(url, {"query": JOBS}).json())  # the text alone still runs
+        # A trusted document's hash is no registration: it runs with APQ off too.
+        assert names(get(url, extensions=apq(JOB_NAMES)).json())
 
 
 def test_with_redis_a_document_registered_on_one_replica_answers_another(
