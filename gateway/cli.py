@@ -1,4 +1,5 @@
-"""`kombo-gateway serve | sandbox | schema | health | token` (also `python -m gateway`).
+"""`kombo-gateway serve | sandbox | schema | health | token | documents check` (also
+`python -m gateway`).
 
 `serve` with no `KOMBO_API_KEY` (and no pass-through of callers' keys to a configured
 Kombo) starts the embedded sandbox as a child process on a free loopback port and
@@ -11,6 +12,12 @@ same way.
 This module parses the command line, decides what `serve` serves and says so; how it
 is served (the listening socket, workers, draining on a stop, children that die with
 the gateway, JSON logs from uvicorn) is `gateway.http.serving`.
+
+`documents check FILE` is for a frontend's CI: it checks a persisted-documents file
+(`gateway.schema.trusted_documents`) exactly as `serve` would at start-up, with the
+limits this environment's settings give, and lists each document with its verdict.
+`serve` runs the same check once before anything starts, so a bad document is one
+clean message, not a traceback from every worker.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import shlex
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -49,6 +57,9 @@ from gateway.http.serving import (
 )
 from gateway.http.webhook_signature import WEBHOOK_PATH
 
+if TYPE_CHECKING:
+    from gateway.schema.trusted_documents import CheckedDocuments, FoundDocument
+
 DEFAULT_HOST = LOOPBACK
 DEFAULT_PORT = 8000
 DEFAULT_SANDBOX_PORT = 8001
@@ -67,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args.url or _health_url(args.host, args.port), args.timeout)
     if args.command == "token":
         return _token(args.name, args.integration, args.default)
+    if args.command == "documents":
+        return _documents_check(args.file, as_json=args.json)
     return _serve(args.host, args.port, args.workers)
 
 
@@ -196,7 +209,36 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="ID",
         help="the integration used when a request names none (one of --integration)",
     )
+    _add_documents_parser(commands)
     return parser
+
+
+def _add_documents_parser(commands: Any) -> None:
+    """`documents check FILE [--json]` (`commands`: argparse's private subparsers type)."""
+    documents = commands.add_parser(
+        "documents", help="check a frontend's persisted documents against the schema"
+    )
+    actions = documents.add_subparsers(dest="documents_command", required=True)
+    check = actions.add_parser(
+        "check",
+        help="check a persisted-documents file as serve would (exit 1 on problems)",
+        description="Check every document of a persisted-documents file (relay-compiler's "
+        "persisted queries, or an Apollo persisted query manifest) against the schema "
+        "this gateway serves, with the limits this environment's settings give "
+        "(GATEWAY_MAX_DEPTH, GATEWAY_MAX_FIELDS, GATEWAY_MAX_ALIASES, GATEWAY_MAX_TOKENS, "
+        "GATEWAY_MAX_DOCUMENT_BYTES, GATEWAY_INTROSPECTION), exactly as serve checks "
+        "GATEWAY_PERSISTED_DOCUMENTS at start-up. Prints the format, one line per "
+        "document (its id, its operations, OK or its problem) and a summary.",
+        epilog="Exit status: 0 every document is fine, 1 some have problems, 2 the file "
+        "cannot be read or is neither format (or a setting is invalid).",
+    )
+    check.add_argument("file", metavar="FILE", help="the persisted-documents JSON file")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object instead: {"file", "format", "documents": '
+        '[{"id", "operations", "sha256"}], "problems": [...]}',
+    )
 
 
 def _port(value: str) -> int:
@@ -379,6 +421,7 @@ def _serve(host: str, port: int, workers: int) -> int:
 
     try:
         settings = Settings.from_env(os.environ)
+        _check_persisted_documents(settings)
     except ConfigError as exc:
         print(f"kombo-gateway: {exc}", file=sys.stderr)
         return 2
@@ -459,6 +502,115 @@ def _serve(host: str, port: int, workers: int) -> int:
         elif not serve_in_process(config, sock):
             return STARTUP_FAILURE
     return 0
+
+
+def _check_persisted_documents(settings: Settings) -> None:
+    """Check `GATEWAY_PERSISTED_DOCUMENTS` once, before workers start: each worker checks
+    it again when it builds its app, but its ConfigError would then be a traceback per
+    worker; here it is one message and exit status 2.
+
+    Raises:
+        ConfigError: the file cannot be read, or a document is refused (each id named).
+    """
+    if settings.persisted_documents is None:
+        return
+    from gateway.schema.build import QueryLimits, build_schema
+    from gateway.schema.trusted_documents import load_trusted_documents
+
+    schema = build_schema(QueryLimits.from_settings(settings))
+    load_trusted_documents(settings.persisted_documents, schema)
+
+
+#: `documents check`'s first line, by `read_documents`' format name.
+_FORMAT_NAMES = {
+    "relay": "relay-compiler's persisted queries",
+    "apollo": "Apollo persisted query manifest",
+}
+#: What `documents check` reads, said when a file is not JSON at all.
+_FORMATS_EXPECTED = (
+    "expected relay-compiler's persisted queries (a JSON object of id to document) or an "
+    "Apollo persisted query manifest"
+)
+
+
+def _documents_check(path: str, *, as_json: bool) -> int:
+    """Check the documents of `path` as `serve` would; print them and their problems.
+
+    Exit status 0: all fine; 1: problems (listed); 2: the file cannot be read or is
+    neither format, or the environment's settings are invalid (a CI fails either way,
+    but 2 says the check itself could not run).
+    """
+    from gateway.schema.build import QueryLimits, build_schema
+    from gateway.schema.trusted_documents import (
+        DocumentsFileError,
+        check_documents,
+        read_documents,
+    )
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"kombo-gateway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        format_name, entries = read_documents(Path(path).read_bytes())
+    except OSError as exc:
+        print(f"kombo-gateway: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except DocumentsFileError as exc:
+        reason = str(exc)
+        if not reason.startswith("expected"):
+            reason = f"{reason}; {_FORMATS_EXPECTED}"
+        print(f"kombo-gateway: {path}: {reason}", file=sys.stderr)
+        return 2
+    schema = build_schema(QueryLimits.from_settings(settings))
+    checked = check_documents(format_name, entries, schema)
+    if as_json:
+        print(json.dumps(_documents_report(path, checked), indent=2))
+    else:
+        _print_documents(checked, entries)
+    return 1 if checked.problems else 0
+
+
+def _documents_report(path: str, checked: CheckedDocuments) -> dict[str, Any]:
+    """`documents check --json`: the documents a gateway would serve, and the problems
+    (each naming its id) that stop it, for tools that read the check's result."""
+    return {
+        "file": path,
+        "format": checked.format,
+        "documents": [
+            {"id": d.id, "operations": list(d.operations), "sha256": d.sha256}
+            for d in checked.documents
+            if d.id not in checked.refused
+        ],
+        "problems": checked.problems,
+    }
+
+
+def _print_documents(checked: CheckedDocuments, entries: Sequence[FoundDocument]) -> None:
+    """The format, one aligned line per id in the file's order (id, operations, OK or
+    its problem), and a summary: what a developer reads in a failed CI job."""
+    served = {document.id: document for document in checked.documents}
+    rows: list[tuple[str, str, str]] = []
+    listed: set[str] = set()
+    for entry in entries:
+        if entry.id in listed:
+            continue  # a repeat: its problem, if any, is on the id's first line
+        listed.add(entry.id)
+        document = served.get(entry.id)
+        operations = ", ".join(document.operations) if document else "-"
+        problem = checked.refused.get(entry.id)
+        rows.append((entry.id or '""', operations, f"problem: {problem}" if problem else "OK"))
+    print(f"format: {checked.format} ({_FORMAT_NAMES.get(checked.format, checked.format)})")
+    id_width = max((len(row[0]) for row in rows), default=0)
+    operations_width = max((len(row[1]) for row in rows), default=0)
+    for identifier, operations, verdict in rows:
+        print(f"  {identifier:<{id_width}}  {operations:<{operations_width}}  {verdict}")
+    print(f"{_count(len(rows), 'document')}, {_count(len(checked.problems), 'problem')}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 #: What the embedded sandbox reads to send its signed `data-changed` webhooks.

@@ -111,6 +111,14 @@ class CheckedDocuments:
     documents: list[TrustedDocument] = field(default_factory=list)
     #: Each problem names the document's id (or the file's part) it is about.
     problems: list[str] = field(default_factory=list)
+    #: Why each refused document is not served, by id (its first problem, without the
+    #: id): what `kombo-gateway documents check` prints on that document's line.
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, identifier: str, reason: str) -> None:
+        """Record a document's problem, in `problems` and under its id in `refused`."""
+        self.refused.setdefault(identifier, reason)
+        self.problems.append(f"{identifier}: {reason}" if identifier else reason)
 
     def trusted(self, source: str = "") -> TrustedDocuments:
         """The documents, to serve.
@@ -218,18 +226,18 @@ def check_documents(
     served = graphql_schema(schema)
     for entry in entries:
         if not entry.id:
-            checked.problems.append("a document has an empty id")
+            checked.refuse(entry.id, "a document has an empty id")
             continue
         seen = texts.get(entry.id)
         if seen is not None:
             if seen != entry.text:
-                checked.problems.append(f"{entry.id}: listed twice, with different documents")
+                checked.refuse(entry.id, "listed twice, with different documents")
             continue
         texts[entry.id] = entry.text
         try:
             document = schema.documents.keep(entry.text, served)
         except GraphQLError as error:
-            checked.problems.append(f"{entry.id}: {_described(error)}")
+            checked.refuse(entry.id, _described(error))
             continue
         operations = tuple(
             definition.name.value if definition.name else "(anonymous)"
@@ -237,7 +245,7 @@ def check_documents(
             if isinstance(definition, OperationDefinitionNode)
         )
         if not operations:
-            checked.problems.append(f"{entry.id}: defines no operation (only fragments?)")
+            checked.refuse(entry.id, "defines no operation (only fragments?)")
             continue
         checked.documents.append(
             TrustedDocument(entry.id, entry.text, text_sha256(entry.text), operations)
