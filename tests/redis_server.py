@@ -63,6 +63,13 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def fresh(self) -> RedisServer:
+        """Running (again, if a test stopped it) and empty: what each test starts from."""
+        if self.process is None:
+            self.start()
+        self.flush()
+        return self
+
     def flush(self) -> None:
         """Empty it (between tests), through redis-cli-free plain RESP."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:

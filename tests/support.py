@@ -104,6 +104,16 @@ def serve(app: ASGIApp, **options: Any) -> Iterator[str]:
         yield server.url
 
 
+class ManualClock:
+    """A clock (`time.monotonic`'s stand-in) that a test moves by hand: `clock.now += 1`."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Upstream:
     """The sandbox's log of the Kombo requests it received (what the gateway sent)."""

@@ -15,20 +15,11 @@ from gateway.observability.metrics import GatewayMetrics
 from gateway.upstream.cache import CachedKombo, UpstreamCache, credential_fingerprint
 from gateway.upstream.kombo import JobQuery, KomboAPIError
 from tests.fake_kombo import FakeKombo, cursor_at
+from tests.support import ManualClock
 
 TTL = 30.0
 INTEGRATION_A = "personio:CBNMt7dSNCzBdnRTx87dev4E"
 INTEGRATION_B = "greenhouse:8mS2vY5f3bW8dJ4hZ3kTqL9p"
-
-
-class Clock:
-    """A timer the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Loader:
@@ -57,8 +48,8 @@ class Loader:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def metrics() -> GatewayMetrics:
 
 
 @pytest.fixture
-def cache(clock: Clock, metrics: GatewayMetrics) -> UpstreamCache:
+def cache(clock: ManualClock, metrics: GatewayMetrics) -> UpstreamCache:
     return UpstreamCache(TTL, max_entries=5_000, max_bytes=16 << 20, metrics=metrics, timer=clock)
 
 
@@ -111,7 +102,7 @@ def coalesced(metrics: GatewayMetrics) -> float:
     ],
 )
 async def test_a_repeat_within_the_ttl_is_served_from_cache(
-    cache: UpstreamCache, clock: Clock, age: float
+    cache: UpstreamCache, clock: ManualClock, age: float
 ):
     load = Loader()
     first = await cache.fetch("k", load)
@@ -128,7 +119,7 @@ async def test_a_repeat_within_the_ttl_is_served_from_cache(
         pytest.param(TTL * 10, id="long-after"),
     ],
 )
-async def test_an_entry_expires_after_the_ttl(cache: UpstreamCache, clock: Clock, age: float):
+async def test_an_entry_expires_after_the_ttl(cache: UpstreamCache, clock: ManualClock, age: float):
     load = Loader()
     await cache.fetch("k", load)
     clock.now += age
@@ -137,7 +128,7 @@ async def test_an_entry_expires_after_the_ttl(cache: UpstreamCache, clock: Clock
     assert load.calls == 2
 
 
-async def test_a_reloaded_entry_gets_a_fresh_ttl(cache: UpstreamCache, clock: Clock):
+async def test_a_reloaded_entry_gets_a_fresh_ttl(cache: UpstreamCache, clock: ManualClock):
     load = Loader()
     await cache.fetch("k", load)
     clock.now += TTL + 1
@@ -147,7 +138,7 @@ async def test_a_reloaded_entry_gets_a_fresh_ttl(cache: UpstreamCache, clock: Cl
     assert load.calls == 2
 
 
-async def test_ttl_zero_loads_every_time_and_keeps_nothing(clock: Clock):
+async def test_ttl_zero_loads_every_time_and_keeps_nothing(clock: ManualClock):
     cache = UpstreamCache.disabled()
     load = Loader()
     assert [await cache.fetch("k", load) for _ in range(3)] == [
@@ -160,7 +151,7 @@ async def test_ttl_zero_loads_every_time_and_keeps_nothing(clock: Clock):
     assert cache.get("other", "page") is None
 
 
-async def test_ttl_zero_does_not_share_concurrent_loads(clock: Clock):
+async def test_ttl_zero_does_not_share_concurrent_loads(clock: ManualClock):
     cache = UpstreamCache.disabled()
     load = Loader().hold()
     waiters = [asyncio.create_task(cache.fetch("k", load)) for _ in range(3)]
@@ -273,7 +264,9 @@ async def test_the_result_lands_in_cache_when_the_only_waiter_was_cancelled(
     assert loop_errors == []
 
 
-async def test_a_fetch_after_the_load_ended_does_not_join_it(cache: UpstreamCache, clock: Clock):
+async def test_a_fetch_after_the_load_ended_does_not_join_it(
+    cache: UpstreamCache, clock: ManualClock
+):
     load = Loader()
     await cache.fetch("k", load)
     clock.now += TTL
@@ -340,7 +333,9 @@ def kept(cache: UpstreamCache, keys: list[str]) -> list[str]:
         pytest.param(1, 1_000, id="one-entry"),
     ],
 )
-async def test_max_entries_holds_with_small_entries(clock: Clock, max_entries: int, max_bytes: int):
+async def test_max_entries_holds_with_small_entries(
+    clock: ManualClock, max_entries: int, max_bytes: int
+):
     cache = UpstreamCache(TTL, max_entries=max_entries, max_bytes=max_bytes, timer=clock)
     keys = [f"k{i}" for i in range(max_entries + 5)]
     for key in keys:
@@ -358,7 +353,9 @@ async def test_max_entries_holds_with_small_entries(clock: Clock, max_entries: i
         pytest.param([1_000] * 3, 1_000, id="each-fills-the-cache"),
     ],
 )
-async def test_max_bytes_holds_with_big_entries(clock: Clock, sizes: list[int], max_bytes: int):
+async def test_max_bytes_holds_with_big_entries(
+    clock: ManualClock, sizes: list[int], max_bytes: int
+):
     cache = UpstreamCache(TTL, max_entries=100, max_bytes=max_bytes, timer=clock)
     keys = [f"k{i}" for i in range(len(sizes))]
     size_of = dict(zip(keys, sizes, strict=True))
@@ -370,7 +367,7 @@ async def test_max_bytes_holds_with_big_entries(clock: Clock, sizes: list[int], 
     assert keys[-1] in remaining
 
 
-async def test_an_entry_larger_than_the_whole_cache_is_not_kept(clock: Clock):
+async def test_an_entry_larger_than_the_whole_cache_is_not_kept(clock: ManualClock):
     cache = UpstreamCache(TTL, max_entries=10, max_bytes=1_000, timer=clock)
     cache.put("small", "s", 10)
     cache.put("huge", "h", 1_001)
@@ -378,14 +375,14 @@ async def test_an_entry_larger_than_the_whole_cache_is_not_kept(clock: Clock):
     assert cache.get("small", "page") == "s"
 
 
-async def test_a_too_large_replacement_does_not_leave_the_stale_value(clock: Clock):
+async def test_a_too_large_replacement_does_not_leave_the_stale_value(clock: ManualClock):
     cache = UpstreamCache(TTL, max_entries=10, max_bytes=1_000, timer=clock)
     cache.put("k", "old", 10)
     cache.put("k", "new", 5_000)
     assert cache.get("k", "page") is None
 
 
-async def test_a_too_large_answer_is_returned_but_loaded_again_next_time(clock: Clock):
+async def test_a_too_large_answer_is_returned_but_loaded_again_next_time(clock: ManualClock):
     cache = UpstreamCache(TTL, max_entries=10, max_bytes=1_000, timer=clock)
     load = Loader(size=1_001)
     assert await cache.fetch("k", load) == {"value": 1}
@@ -614,7 +611,7 @@ async def test_refresh_skips_primed_jobs_and_cached_pages_then_stores_fresh_ones
     assert len(client.calls) == 2
 
 
-async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, clock: Clock):
+async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, clock: ManualClock):
     kombo = kombo_over(client, UpstreamCache.disabled())
     for _ in range(3):
         await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
@@ -623,7 +620,7 @@ async def test_with_the_cache_off_every_call_reaches_kombo(client: FakeKombo, cl
 
 
 async def test_only_an_uncached_page_is_read_as_far_as_its_caller_needs(
-    client: FakeKombo, cache: UpstreamCache, clock: Clock
+    client: FakeKombo, cache: UpstreamCache, clock: ManualClock
 ):
     wanted = frozenset({"name", "status"})
     off = kombo_over(client, UpstreamCache.disabled())
@@ -658,7 +655,7 @@ async def test_a_request_that_used_nothing_cached_is_fresh_for_the_whole_ttl(
 
 
 async def test_a_cached_page_counts_from_when_it_was_fetched(
-    client: FakeKombo, cache: UpstreamCache, clock: Clock
+    client: FakeKombo, cache: UpstreamCache, clock: ManualClock
 ):
     await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     clock.now += 12
@@ -670,7 +667,7 @@ async def test_a_cached_page_counts_from_when_it_was_fetched(
 
 
 async def test_the_oldest_value_used_decides_primed_jobs_included(
-    client: FakeKombo, cache: UpstreamCache, clock: Clock
+    client: FakeKombo, cache: UpstreamCache, clock: ManualClock
 ):
     await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     clock.now += 20
@@ -684,7 +681,7 @@ async def test_the_oldest_value_used_decides_primed_jobs_included(
 
 
 async def test_a_refresh_counts_as_fetched_now(
-    client: FakeKombo, cache: UpstreamCache, clock: Clock
+    client: FakeKombo, cache: UpstreamCache, clock: ManualClock
 ):
     await kombo_over(client, cache).list_jobs(INTEGRATION_A, JobQuery(), page_size=10)
     clock.now += 20
@@ -693,7 +690,9 @@ async def test_a_refresh_counts_as_fetched_now(
     assert fresh.fresh_for() == TTL
 
 
-async def test_a_joined_load_counts_from_when_the_joiner_asked(cache: UpstreamCache, clock: Clock):
+async def test_a_joined_load_counts_from_when_the_joiner_asked(
+    cache: UpstreamCache, clock: ManualClock
+):
     client = FakeKombo({INTEGRATION_A: [{"id": JOB_1}]})
     gate = client.hold()
     first, second = kombo_over(client, cache), kombo_over(client, cache)
@@ -795,14 +794,14 @@ STALE = 10.0
 
 
 @pytest.fixture
-def stale_cache(clock: Clock, metrics: GatewayMetrics) -> UpstreamCache:
+def stale_cache(clock: ManualClock, metrics: GatewayMetrics) -> UpstreamCache:
     return UpstreamCache(
         TTL, max_entries=100, max_bytes=1 << 20, metrics=metrics, timer=clock, stale=STALE
     )
 
 
 async def test_a_stale_entry_is_served_at_once_while_one_load_refreshes_it(
-    stale_cache: UpstreamCache, clock: Clock, metrics: GatewayMetrics
+    stale_cache: UpstreamCache, clock: ManualClock, metrics: GatewayMetrics
 ):
     first = Loader()
     assert await stale_cache.fetch("k", first) == {"value": 1}
@@ -827,7 +826,7 @@ async def test_a_stale_entry_is_served_at_once_while_one_load_refreshes_it(
 
 
 async def test_past_the_stale_window_a_caller_waits_for_the_load(
-    stale_cache: UpstreamCache, clock: Clock
+    stale_cache: UpstreamCache, clock: ManualClock
 ):
     await stale_cache.fetch("k", Loader())
     clock.now += TTL + STALE + 0.001
@@ -836,7 +835,7 @@ async def test_past_the_stale_window_a_caller_waits_for_the_load(
 
 
 async def test_by_id_reads_and_a_refresh_request_never_get_a_stale_entry(
-    stale_cache: UpstreamCache, clock: Clock
+    stale_cache: UpstreamCache, clock: ManualClock
 ):
     stale_cache.put("job", {"id": "job"}, 10)
     clock.now += TTL + 1
@@ -848,7 +847,7 @@ async def test_by_id_reads_and_a_refresh_request_never_get_a_stale_entry(
     assert fresh.calls == 1
 
 
-async def test_a_webhook_dropped_entry_is_never_served_stale(client: FakeKombo, clock: Clock):
+async def test_a_webhook_dropped_entry_is_never_served_stale(client: FakeKombo, clock: ManualClock):
     cache = UpstreamCache(TTL, max_entries=100, max_bytes=1 << 20, timer=clock, stale=STALE)
     kombo = kombo_over(client, cache)
     await kombo.list_jobs(INTEGRATION_A, JobQuery(), page_size=10)

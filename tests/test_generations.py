@@ -15,18 +15,11 @@ from gateway.sharing.generations import Bumped, Generations
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.link import RedisLink
 from tests.redis_server import RedisServer, redis_server
+from tests.support import ManualClock
 
 KEYS = KeySpace("g")
 INTEGRATION = "personio:ABC"
 OTHER = "greenhouse:XYZ"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +30,7 @@ def server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def fresh(server: RedisServer) -> RedisServer:
-    if server.process is None:
-        server.start()
-    server.flush()
+    server.fresh()
     return server
 
 
@@ -129,7 +120,7 @@ async def test_a_bump_in_one_process_reaches_another_at_once(
 ):
     # B's clock stands still, so it never reads the generation again: only the
     # announcement can tell it.
-    a, b = processes(), processes(Clock())
+    a, b = processes(), processes(ManualClock())
     dropped: list[str] = []
     b.on_raise(dropped.append)
     epoch_b = await b.current(INTEGRATION)
@@ -151,7 +142,7 @@ async def test_a_bump_in_one_process_reaches_another_at_once(
 async def test_a_repeated_event_changes_nothing_anywhere(
     processes: Callable[..., Generations], fresh: RedisServer
 ):
-    a, b = processes(), processes(Clock())
+    a, b = processes(), processes(ManualClock())
     await a.current(INTEGRATION)
     before = await b.current(INTEGRATION)
     await subscribed(fresh, 2)
@@ -177,7 +168,7 @@ async def test_a_repeated_event_changes_nothing_anywhere(
 async def test_a_missed_announcement_costs_at_most_max_age(
     processes: Callable[..., Generations], fresh: RedisServer
 ):
-    clock = Clock()
+    clock = ManualClock()
     b = processes(clock)
     epoch = await b.current(INTEGRATION)
     # The generation rises without an announcement (as if B's listener were away).
@@ -207,7 +198,7 @@ async def test_a_generation_never_goes_back(
 async def test_redis_down_the_bump_makes_this_process_fresh_and_the_others_once_it_is_back(
     processes: Callable[..., Generations], fresh: RedisServer
 ):
-    a, b = processes(), processes(Clock())  # B learns only from announcements
+    a, b = processes(), processes(ManualClock())  # B learns only from announcements
     epoch_a, epoch_b = await a.current(INTEGRATION), await b.current(INTEGRATION)
     before = await a.shared(INTEGRATION)
     await subscribed(fresh, 2)
@@ -231,7 +222,7 @@ async def test_redis_down_the_bump_makes_this_process_fresh_and_the_others_once_
 async def test_cached_blind_while_redis_was_down_then_dropped_once_it_answers(
     processes: Callable[..., Generations], fresh: RedisServer
 ):
-    clock = Clock()
+    clock = ManualClock()
     fresh.stop()
     try:
         b = processes(clock)
@@ -247,7 +238,7 @@ async def test_cached_blind_while_redis_was_down_then_dropped_once_it_answers(
 async def test_the_listener_comes_back_after_redis_restarts(
     processes: Callable[..., Generations], fresh: RedisServer
 ):
-    a, b = processes(), processes(Clock())  # B learns only from announcements
+    a, b = processes(), processes(ManualClock())  # B learns only from announcements
     await b.current(INTEGRATION)
     await subscribed(fresh, 1)
     fresh.stop()

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from gateway.http.limits import RateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock
 
 
 def test_a_burst_is_allowed_then_requests_wait_for_refill():
-    clock = Clock()
+    clock = ManualClock(50.0)
     limiter = RateLimiter(rate=2, burst=3, clock=clock)
     assert [limiter.acquire("a") for _ in range(3)] == [None, None, None]
     wait = limiter.acquire("a")
@@ -27,14 +20,14 @@ def test_a_burst_is_allowed_then_requests_wait_for_refill():
 
 
 def test_callers_have_buckets_of_their_own():
-    limiter = RateLimiter(rate=1, burst=1, clock=Clock())
+    limiter = RateLimiter(rate=1, burst=1, clock=ManualClock(50.0))
     assert limiter.acquire("a") is None
     assert limiter.acquire("a") is not None
     assert limiter.acquire("b") is None
 
 
 def test_a_bucket_never_holds_more_than_the_burst():
-    clock = Clock()
+    clock = ManualClock(50.0)
     limiter = RateLimiter(rate=10, burst=2, clock=clock)
     limiter.acquire("a")
     clock.now += 3600
@@ -42,5 +35,5 @@ def test_a_bucket_never_holds_more_than_the_burst():
 
 
 def test_rate_zero_means_no_limit():
-    limiter = RateLimiter(rate=0, burst=1, clock=Clock())
+    limiter = RateLimiter(rate=0, burst=1, clock=ManualClock(50.0))
     assert all(limiter.acquire("a") is None for _ in range(1000))

@@ -80,9 +80,7 @@ def replicas(
 def pair(
     replicas: tuple[GatewayProcess, GatewayProcess], shared_redis: RedisServer
 ) -> tuple[GraphQLClient, GraphQLClient]:
-    if shared_redis.process is None:
-        shared_redis.start()
-    shared_redis.flush()
+    shared_redis.fresh()
     a, b = replicas
     return GraphQLClient(a.url), GraphQLClient(b.url)
 
@@ -209,9 +207,7 @@ def test_redis_dying_mid_load_loses_no_request_and_sharing_resumes(
 def test_the_rate_limit_holds_across_replicas(
     sandbox_url: str, shared_redis: RedisServer, tmp_path: Path
 ):
-    if shared_redis.process is None:
-        shared_redis.start()
-    shared_redis.flush()
+    shared_redis.fresh()
     env = replica_env(
         sandbox_url,
         shared_redis.url,
@@ -247,9 +243,7 @@ def _any_key_kombo(calls: list[str]) -> Starlette:
 
 
 def test_two_credentials_never_share_an_entry(shared_redis: RedisServer, tmp_path: Path):
-    if shared_redis.process is None:
-        shared_redis.start()
-    shared_redis.flush()
+    shared_redis.fresh()
     calls: list[str] = []
     with serve(_any_key_kombo(calls)) as kombo_url:
         env = {

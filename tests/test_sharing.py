@@ -26,17 +26,10 @@ from gateway.sharing.shared_cache import MAX_VALUE_BYTES, SharedCache
 from gateway.upstream.kombo import JobsPage
 from gateway.upstream.shared_pages import SharedPages
 from tests.redis_server import RedisServer, free_port, redis_server
+from tests.support import ManualClock
 
 #: Bounds how long things take: `make test` runs it alone, after the rest.
 pytestmark = pytest.mark.serial
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +40,7 @@ def server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def link(server: RedisServer) -> AsyncIterator[RedisLink]:
-    if server.process is None:
-        server.start()
-    server.flush()
+    server.fresh()
     metrics = GatewayMetrics()
     link = RedisLink.from_url(server.url, prefix="t", timeout=0.5, metrics=metrics)
     yield link
@@ -68,7 +59,7 @@ KEYS = KeySpace("t")
 
 
 def test_the_breaker_opens_after_failures_in_a_row_and_closes_after_a_trial():
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failures=3, cooldown=5.0, clock=clock)
     assert not breaker.failed() and not breaker.failed()
     breaker.succeeded()  # the count is of failures in a row
@@ -120,7 +111,7 @@ async def test_the_link_falls_back_when_redis_dies_logs_once_and_resumes(
 ):
     server.flush()
     metrics = GatewayMetrics()
-    clock = Clock()
+    clock = ManualClock()
     link = RedisLink(
         Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2, retry=None),
         prefix="t",
@@ -339,7 +330,7 @@ async def test_a_hold_reaches_other_processes_and_is_only_ever_extended(link: Re
 
 
 async def test_a_process_keeps_its_own_holds_without_redis():
-    clock = Clock()
+    clock = ManualClock()
     backoff = SharedBackoff(None, KEYS, clock=clock)
     await backoff.hold("personio:X", 3.0)
     assert await backoff.remaining("personio:X") == 3.0
