@@ -25,7 +25,9 @@ What it does per operation:
 Memory: a parsed document takes ~500 bytes per lexical token (its nodes, their
 locations and the tokens they point to), so 20,000 tokens of text are ~10 MB. The
 documents are bounded in entries and in those estimated bytes, keyed by a digest of
-their text: nothing here keeps a text or a document once it has left.
+their text: nothing here keeps a text or a document once it has left. Trusted documents
+(`keep`, from the operator's persisted-documents file) are the exception: held for the
+process's life, outside those bounds, as many as the file lists.
 
 CPU: preparing a document (parse, shape check, validation) costs ~10 us per byte of a
 dense one. `cost` lets admission charge a document not prepared yet by its size, so that
@@ -126,7 +128,7 @@ class _Prepared:
 
 class PreparedDocuments:
     """Parsed documents, and their validation errors, by digest of their text: an LRU
-    bounded in entries and in estimated bytes.
+    bounded in entries and in estimated bytes, plus the trusted documents kept for good.
 
     Usage::
 
@@ -155,7 +157,8 @@ class PreparedDocuments:
         self.max_tokens = max_tokens
         self.shape = shape
         self.max_document_bytes = max_document_bytes
-        #: The kept documents by digest of their text (read `len(cache)`, `cache.bytes`).
+        #: Documents prepared for requests, by digest of their text (read `len(cache)`,
+        #: `cache.bytes`).
         self.cache: BoundedCache[bytes, _Prepared] = BoundedCache(entries=size, max_bytes=max_bytes)
         #: Documents kept for the process's life (trusted documents, `keep`): never
         #: evicted, so a request naming one never parses or validates it again.
@@ -176,15 +179,13 @@ class PreparedDocuments:
         Raises:
             GraphQLError: the first reason it cannot run (size, syntax, shape, validation).
         """
-        document = self.document(query)
-        errors = self.errors(query, schema, document, self.request_rules)
+        key, entry = self._prepare(query)
+        errors = self.errors(query, schema, entry.document, self.request_rules)
         if errors:
             raise errors[0]
-        key, _ = self._digest(query)
-        entry = self._entry(key)
-        if key is not None and entry is not None:
-            self._kept[key] = entry
-        return document
+        self._kept[key] = entry
+        self.cache.discard(key)  # held here now: no slot of the LRU for it
+        return entry.document
 
     def valid(self, query: str, schema: GraphQLSchema) -> bool:
         """Whether `query` parses and validates as a request's document (what an APQ
@@ -208,6 +209,11 @@ class PreparedDocuments:
             DocumentTooLarge: `query` is over `max_document_bytes`; nothing was lexed.
             GraphQLSyntaxError: `query` is not GraphQL, or is over the token limit.
         """
+        return self._prepare(query)[1].document
+
+    def _prepare(self, query: str) -> tuple[bytes, _Prepared]:
+        """The key and entry of `query`: kept, cached, or parsed now (and cached, if it
+        fits). Raises as `document` does."""
         key, size = self._digest(query)
         if key is None:
             raise DocumentTooLarge(
@@ -215,12 +221,11 @@ class PreparedDocuments:
                 " bytes: pass values as variables rather than writing them into it"
             )
         entry = self._entry(key)
-        if entry is not None:
-            return entry.document
-        document, tokens = _parse(query, self.max_tokens)
-        entry = _Prepared(document, size + _BYTES_PER_TOKEN * tokens)
-        self.cache.put(key, entry, entry.weight)
-        return document
+        if entry is None:
+            document, tokens = _parse(query, self.max_tokens)
+            entry = _Prepared(document, size + _BYTES_PER_TOKEN * tokens)
+            self.cache.put(key, entry, entry.weight)
+        return key, entry
 
     def errors(
         self,
@@ -399,11 +404,7 @@ def _unnamed_choice(document: DocumentNode) -> list[GraphQLError]:
     The spec requires `operationName` then; Strawberry would silently run the first,
     so a client that forgot it got an answer to a question it may not have meant.
     """
-    names = [
-        definition.name.value[:50] if definition.name else "(anonymous)"
-        for definition in document.definitions
-        if isinstance(definition, OperationDefinitionNode)
-    ]
+    names = [name[:50] for name in operation_names(document)]
     if len(names) < 2:
         return []
     return [
@@ -411,4 +412,13 @@ def _unnamed_choice(document: DocumentNode) -> list[GraphQLError]:
             f"The document defines {len(names)} operations ({', '.join(names[:10])}): "
             "set `operationName` to the one to run"
         )
+    ]
+
+
+def operation_names(document: DocumentNode) -> list[str]:
+    """The names of the operations `document` defines, "(anonymous)" for one without."""
+    return [
+        definition.name.value if definition.name else "(anonymous)"
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
     ]

@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode
+from graphql import GraphQLError
 
 from gateway.config import ConfigError
 from gateway.schema.build import GatewaySchema
+from gateway.schema.operation import operation_names
 from gateway.schema.private_api import graphql_schema
 
 #: `documentId` prefix that selects a document by the SHA-256 of its text
@@ -239,11 +240,7 @@ def check_documents(
         except GraphQLError as error:
             checked.refuse(entry.id, _described(error))
             continue
-        operations = tuple(
-            definition.name.value if definition.name else "(anonymous)"
-            for definition in document.definitions
-            if isinstance(definition, OperationDefinitionNode)
-        )
+        operations = tuple(operation_names(document))
         if not operations:
             checked.refuse(entry.id, "defines no operation (only fragments?)")
             continue

@@ -215,9 +215,20 @@ class InformationQuestionFormat:
     is_type_of = TypeTag("type", "INFORMATION")
 
 
-#: Format types with a union member of their own; any other type string is Unknown.
+#: Format types with a union member of their own (read from their tags, so the two
+#: cannot drift apart); any other type string is Unknown.
 KNOWN_FORMAT_TYPES = frozenset(
-    {"TEXT", "NUMBER", "SINGLE_SELECT", "MULTI_SELECT", "BOOLEAN", "DATE", "FILE", "INFORMATION"}
+    str(member.is_type_of.tag)
+    for member in (
+        TextQuestionFormat,
+        NumberQuestionFormat,
+        SingleSelectQuestionFormat,
+        MultiSelectQuestionFormat,
+        BooleanQuestionFormat,
+        DateQuestionFormat,
+        FileQuestionFormat,
+        InformationQuestionFormat,
+    )
 )
 
 
