@@ -140,17 +140,29 @@ def test_a_document_that_does_not_validate_is_answered_with_its_error_and_not_st
     assert post(open_url, {"extensions": apq(text)}).json() == {"errors": [NOT_FOUND]}
 
 
+HASH = json.dumps("a" * 64)
+
+
 @pytest.mark.parametrize(
     "persisted",
     [
-        "not an object",
-        {"version": 2, "sha256Hash": "a" * 64},
-        {"version": 1, "sha256Hash": "not-hex"},
-        {"version": 1},
+        '"not an object"',
+        f'{{"version": 2, "sha256Hash": {HASH}}}',
+        '{"version": 1, "sha256Hash": "not-hex"}',
+        '{"version": 1}',
+        f'{{"version": [[[[]]]], "sha256Hash": {HASH}}}',
+        # Nested deeper than Python's recursion limit (JSON parsers take 1,024 levels).
+        f'{{"version": {"[" * 1_000 + "]" * 1_000}, "sha256Hash": {HASH}}}',
     ],
+    ids=["not-an-object", "version-2", "not-hex", "no-hash", "version-list", "version-deep"],
 )
-def test_a_malformed_persisted_query_is_bad_user_input(open_url: str, persisted: Any):
-    response = post(open_url, {"extensions": {"persistedQuery": persisted}})
+def test_a_malformed_persisted_query_is_bad_user_input(open_url: str, persisted: str):
+    response = httpx.post(
+        f"{open_url}/graphql",
+        content=f'{{"extensions": {{"persistedQuery": {persisted}}}}}',
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert response.status_code == 400
     assert codes(response.json()) == ["BAD_USER_INPUT"]
     assert "persistedQuery" in response.json()["errors"][0]["message"]

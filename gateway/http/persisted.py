@@ -267,9 +267,13 @@ def _apq_hash(extensions: Any) -> str | None:
         return None
     if not isinstance(persisted, dict):
         raise BadUserInput(_MALFORMED)
-    if persisted.get("version") != 1:
+    version = persisted.get("version")
+    if version != 1:
+        # Named only when it is a scalar: `str()` of a value nested a thousand deep (JSON
+        # allows it) would overflow the stack.
+        shown = f" {str(version)[:20]}" if isinstance(version, int | float | str) else ""
         raise BadUserInput(
-            f"Unsupported persisted query version {str(persisted.get('version'))[:20]}: "
+            f"Unsupported persisted query version{shown}: "
             "send `extensions.persistedQuery.version` 1"
         )
     sha256 = persisted.get("sha256Hash")

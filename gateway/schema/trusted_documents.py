@@ -174,8 +174,8 @@ def _apollo_entries(manifest: Mapping[str, Any]) -> list[FoundDocument]:
     if manifest.get("format") != APOLLO_MANIFEST_FORMAT or manifest.get("version") != 1:
         raise DocumentsFileError(
             f'an Apollo manifest has "format": "{APOLLO_MANIFEST_FORMAT}" and "version": 1 '
-            f"(found {str(manifest.get('format'))[:60]!r}, version "
-            f"{str(manifest.get('version'))[:20]})"
+            f"(found {_scalar(manifest.get('format'))!r}, version "
+            f"{_scalar(manifest.get('version'))})"
         )
     operations = manifest.get("operations")
     if not isinstance(operations, list):
@@ -248,6 +248,14 @@ def check_documents(
             TrustedDocument(entry.id, entry.text, text_sha256(entry.text), operations)
         )
     return checked
+
+
+def _scalar(value: object) -> str:
+    """A value of the file, shown short; a list or object only by its kind (`str()` of
+    one nested a thousand deep would overflow the stack)."""
+    if isinstance(value, int | float | str) or value is None:
+        return str(value)[:60]
+    return type(value).__name__
 
 
 def _described(error: GraphQLError) -> str:
