@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -178,6 +180,49 @@ def test_a_caller_sending_new_documents_pays_for_their_size(gateway_settings: Se
     assert error_codes(refused) == ["RATE_LIMITED"]
     assert f"a request per {COST_BYTES} bytes" in refused["errors"][0]["message"]
     assert answers[-1].headers["Retry-After"]
+
+
+def test_registering_or_refusing_a_document_still_pays_for_its_size(
+    gateway_settings: Settings, tmp_path: Path
+):
+    """Resolving persisted documents prepares some texts before they run (an APQ
+    registration validates its text; persisted-only mode parses a text that may be
+    introspection): each is still charged by its size, as if nothing had prepared it."""
+
+    def new(tag: str, size: int) -> str:
+        return f"{{ {tag}: __typename }}" + " " * (size - 20)
+
+    def registration(text: str) -> dict[str, Any]:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return {
+            "query": text,
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}},
+        }
+
+    settings = dataclasses.replace(gateway_settings, rate_limit=0.001, rate_burst=100)
+    with serve(create_app(settings)) as url:
+        first = registration(new("a", 40 * COST_BYTES))  # 40 requests' worth
+        answers = [post_json(url, first), post_json(url, first)]
+        answers.append(post_json(url, registration(new("b", 64 * COST_BYTES))))
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+
+    documents = tmp_path / "documents.json"
+    documents.write_text(json.dumps({"known": "{ __typename }"}))
+    only = dataclasses.replace(settings, persisted_only=True, persisted_documents=str(documents))
+
+    # Names `__type`, so it is parsed to see whether it is introspection: it is not.
+    def looks_like_introspection(tag: str) -> str:
+        return f"# __type\n{{ {tag}: jobs(first: 1) {{ nodes {{ id }} }} }}" + " " * (
+            60 * COST_BYTES
+        )
+
+    with serve(create_app(only)) as url:
+        refused = [post_json(url, {"query": looks_like_introspection(tag)}) for tag in "cd"]
+    assert [answer.status_code for answer in refused] == [400, 429]
+
+
+def post_json(url: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{url}/graphql", json=body, timeout=30)
 
 
 def test_a_document_larger_than_a_burst_still_gets_through_once_the_bucket_is_full(

@@ -1,28 +1,22 @@
 """What a GraphQL-over-HTTP request asks, read once, as Strawberry will read it.
 
-Usage (by the view, after admission)::
+Usage (by the view, after admission, on what `request_shape` parsed)::
 
-    operations = post_operations(content_type, body, batch_limit)  # or get_operations(params)
+    operations = operations_of(parse_body(body, batch_limit))  # or of query_params(params)
     operations.items[0].query         # the document's text; None when it names a
     operations.items[0].document_id   # persisted document instead (`documentId`/`doc_id`)
 
 Read by persisted documents (`gateway.http.persisted`, which fills in the text a
 request names by id or hash) and by the response cache's key (`response_key`, over the
-resolved text). None for a request Strawberry will refuse: it then says why, in its
-own words (`request_shape.reworded`).
+resolved text). The view parses a request once: Strawberry's own reading of the same
+bytes reuses what it parsed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
-from cross_web import HTTPException
-
-from gateway.http.request_shape import parse_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,57 +45,15 @@ class Operations:
     batch: bool
 
 
-def get_operations(params: Mapping[str, str]) -> Operations | None:
-    """The operation of a GET request, read as Strawberry will read it; None for one it
-    will refuse (it then says why)."""
-    try:
-        return _from_params(params)
-    except orjson.JSONDecodeError:
-        return None
+def is_json(content_type: str | None) -> bool:
+    """Whether a POST body is one Strawberry reads as JSON (its test, `parse_content_type`:
+    the main type, case-sensitive)."""
+    return "application/json" in (content_type or "").partition(";")[0]
 
 
-def post_operations(content_type: str | None, body: bytes, batch_limit: int) -> Operations | None:
-    """The operations of a POST request, read as Strawberry will read them; None for one
-    it will refuse (it then says why) or does not read as JSON."""
-    # Strawberry's test (`parse_content_type`, case-sensitive): its main type only.
-    if "application/json" not in (content_type or "").partition(";")[0]:
-        return None
-    try:
-        return _from_body(parse_body(body, batch_limit))
-    except HTTPException:
-        return None
-
-
-def _from_params(params: Mapping[str, str]) -> Operations | None:
-    variables = _json_object(params.get("variables"))
-    extensions = _json_object(params.get("extensions"))
-    if variables is _REFUSED or extensions is _REFUSED:
-        return None
-    operation = Operation(
-        params.get("query"),
-        params.get("operationName"),
-        variables,
-        extensions,
-        params.get("documentId") or params.get("doc_id"),
-    )
-    return Operations((operation,), batch=False)
-
-
-#: A query parameter Strawberry refuses (not a JSON object).
-_REFUSED: Any = object()
-
-
-def _json_object(raw: str | None) -> Any:
-    """A JSON object parameter as Strawberry reads it (None when absent or empty), or
-    `_REFUSED`."""
-    if not raw:
-        return None
-    value = orjson.loads(raw)
-    return value if value is None or isinstance(value, dict) else _REFUSED
-
-
-def _from_body(data: Any) -> Operations:
-    """The operations of a body `parse_body` accepted (so each member has its type)."""
+def operations_of(data: Any) -> Operations:
+    """The operations of a request as `request_shape.parse_body` (a POST's JSON object or
+    batch) or `request_shape.query_params` (a GET's) read it, so each member has its type."""
     items = data if isinstance(data, list) else [data]
     operations = tuple(
         Operation(

@@ -36,11 +36,11 @@ Rules, and why:
   both check out. Answers over `SharedCache`'s 2 MiB stay local. Without Redis, or
   while it is down, every worker keeps its own.
 
-What one request costs with it: admission as before; then reading its operations (the
-body parsed once more), one SHA-256 over them (bounded by `GATEWAY_MAX_DOCUMENT_BYTES`
-and `GATEWAY_MAX_BODY_BYTES`) and one dict lookup: under 10 us for a usual request.
-On a miss, with Redis, one GET; after executing, one more digest of the answer (its
-ETag) and, with Redis, one SET. A hit sends the stored bytes.
+What one request costs with it: admission as before; then, over its operations (the
+body the view parsed once, for Strawberry too), one SHA-256 (bounded by
+`GATEWAY_MAX_DOCUMENT_BYTES` and `GATEWAY_MAX_BODY_BYTES`) and one dict lookup: under
+10 us for a usual request. On a miss, with Redis, one GET; after executing, one more
+digest of the answer (its ETag) and, with Redis, one SET. A hit sends the stored bytes.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ Not in the key, and why:
   never kept.
 - **time**: an entry lives no longer than the upstream answers it was built from.
 
-The key is cheap and bounded: the body parsed once more (orjson), one JSON encoding and
+The key is cheap and bounded: the operations the view parsed anyway, one JSON encoding and
 one SHA-256 over what was sent (the document at most `GATEWAY_MAX_DOCUMENT_BYTES`, the
 whole request at most `GATEWAY_MAX_BODY_BYTES`), plus constant work; a few microseconds
 for a usual request, and no text of the request is kept.

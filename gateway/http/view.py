@@ -41,6 +41,7 @@ from gateway.errors import (
     Code,
     GatewayError,
     PersistedQueryError,
+    PersistedQueryNotInList,
     RateLimited,
     Unauthenticated,
 )
@@ -48,7 +49,7 @@ from gateway.http.access import KOMBO_KEY_HEADER, Caller
 from gateway.http.client_address import client_address
 from gateway.http.graphiql import graphiql_page
 from gateway.http.http_caching import HttpCaching, body_digest, strong_etag
-from gateway.http.operations import Operations, get_operations, post_operations
+from gateway.http.operations import Operations, is_json, operations_of
 from gateway.http.persisted import PersistedDocuments, Resolved
 from gateway.http.request_body import read_bounded_body
 from gateway.http.request_shape import (
@@ -71,7 +72,7 @@ from gateway.observability.request_stats import (
     set_operation,
 )
 from gateway.schema.context import INTEGRATION_HEADER, Context, requested_integration
-from gateway.schema.operation import COST_BYTES
+from gateway.schema.operation import COST_BYTES, PreparedDocuments
 from gateway.schema.private_api import graphql_schema
 from gateway.upstream.budget import CallBudget
 from gateway.upstream.cache import CachedKombo, credential_fingerprint
@@ -130,9 +131,26 @@ _PAGE_ONLY = Admission(Caller(name=None), None, "GraphiQL's page resolves no dat
 #: The admission of the request being served (the batch check in `parse_http_body`
 #: reads it: Strawberry hands that method only its request adapter).
 _admission: ContextVar[Admission | None] = ContextVar("gateway_admission", default=None)
-#: The request's operations with their persisted documents resolved (`parse_http_body`
-#: hands their texts to Strawberry).
-_resolved: ContextVar[Resolved | None] = ContextVar("gateway_resolved", default=None)
+
+
+@dataclass(slots=True)
+class _Reading:
+    """What the view read of a request before Strawberry does, for Strawberry's hooks."""
+
+    #: The body (bytes) or query parameters it was parsed from: Strawberry's reading of
+    #: the same object reuses `parsed` (`parse_json`, `parse_query_params`).
+    source: object
+    #: What `request_shape.parse_body` or `query_params` made of it.
+    parsed: Any
+    #: The operations with their persisted documents resolved: `parse_http_body` hands
+    #: their texts to Strawberry.
+    resolved: Resolved | None = None
+    #: Per operation, what the text it sent costs its caller's rate, taken before
+    #: anything prepared it (None: it sent no text, only an id or a hash).
+    costs: tuple[int | None, ...] = ()
+
+
+_reading: ContextVar[_Reading | None] = ContextVar("gateway_reading", default=None)
 
 
 def wants_fresh_data(cache_control: str | None) -> bool:
@@ -203,7 +221,7 @@ class GraphQLView(GraphQL[Context, None]):
         """An admitted request's answer: from the response cache, else executed by
         Strawberry (and kept when it may be), with its HTTP caching headers."""
         answering = request.state.answering = _Answering()
-        resolved = await self._resolve(request)
+        resolved = await self._resolve(request, admission)
         cacheable = await self._cacheable(admission, resolved)
         if cacheable is not None:
             if wants_fresh_data(request.headers.get("cache-control")):
@@ -226,30 +244,59 @@ class GraphQLView(GraphQL[Context, None]):
             await cacheable.cache.put(cacheable.slot, body, digest, ttl=fresh_for)
         return self._caching.answered(request, response, strong_etag(digest), fresh_for=fresh_for)
 
-    async def _resolve(self, request: Request) -> Resolved | None:
+    async def _resolve(self, request: Request, admission: Admission) -> Resolved | None:
         """The request's operations with the texts they run (`persisted`), for the
         response cache's key and for Strawberry; None for a request Strawberry will
         refuse for its shape (it then says why).
 
+        What each sent text costs the caller's rate is taken first: resolving may
+        prepare a text (an APQ registration validates it, persisted-only mode parses one
+        that may be introspection), after which it would look prepared, and free.
+
         Raises:
             PersistedQueryError, BadUserInput: the request cannot run (its answer).
+            RateLimited: refused for persisted-only mode, the text it had parsed is paid.
         """
-        if request.method == "GET":
-            operations = get_operations(request.query_params)
-        elif request.method == "POST":
-            body = await request.body()
-            content_type = request.headers.get("content-type")
-            operations = post_operations(content_type, body, self._batch_limit())
-        else:
+        reading = await self._read(request)
+        if reading is None:
             return None
-        if operations is None:
-            return None
-        resolved = await self._persisted.resolve(operations)
-        _resolved.set(resolved)
+        _reading.set(reading)
+        operations = operations_of(reading.parsed)
+        documents = self._documents()
+        reading.costs = tuple(
+            None if op.query is None else documents.cost(op.query) if documents else 1
+            for op in operations.items
+        )
+        try:
+            resolved = await self._persisted.resolve(operations)
+        except PersistedQueryNotInList:
+            costs = reading.costs
+            await self._charge(admission, sum(c or 1 for c in costs), len(costs))
+            raise
+        reading.resolved = resolved
         named = [(name, self._persisted.label(name)) for name in resolved.documents if name]
         if named:
             set_documents(named)
         return resolved
+
+    async def _read(self, request: Request) -> _Reading | None:
+        """The request parsed as Strawberry will parse it, once; None for one it will
+        refuse for its shape (it then says why, in the same words)."""
+        try:
+            if request.method == "GET":
+                params = request.query_params
+                return _Reading(params, query_params(params))
+            if request.method == "POST" and is_json(request.headers.get("content-type")):
+                body = await request.body()
+                return _Reading(body, parse_body(body, self._batch_limit()))
+        except HTTPException:
+            pass
+        return None
+
+    def _documents(self) -> PreparedDocuments | None:
+        """The schema's prepared documents (what a document costs to prepare)."""
+        documents = getattr(self.schema, "documents", None)
+        return documents if isinstance(documents, PreparedDocuments) else None
 
     async def _cacheable(
         self, admission: Admission, resolved: Resolved | None
@@ -424,14 +471,20 @@ class GraphQLView(GraphQL[Context, None]):
         the worker in proportion to its size). Each batch item is checked as a single
         request would be, so a malformed item is a 400 too."""
         data = await super().parse_http_body(request)
-        resolved = _resolved.get()
-        if resolved is not None:
-            data = _with_documents(data, resolved)
+        reading = _reading.get()
+        if reading is not None and reading.resolved is not None:
+            data = _with_documents(data, reading.resolved)
         admission = _admission.get()
         if admission is not None:
             operations = data if isinstance(data, list) else [data]
-            documents = getattr(self.schema, "documents", None)
-            cost = sum(documents.cost(op.query) if documents else 1 for op in operations)
+            costs = reading.costs if reading is not None else ()
+            if len(costs) != len(operations):
+                costs = (None,) * len(operations)
+            documents = self._documents()
+            cost = sum(
+                sent if sent is not None else documents.cost(op.query) if documents else 1
+                for op, sent in zip(operations, costs, strict=True)
+            )
             await self._charge(admission, cost, len(operations))
         return data
 
@@ -516,11 +569,19 @@ class GraphQLView(GraphQL[Context, None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         """A request body (`request_shape.parse_body`): orjson instead of json, and only
-        an object or a batch of objects within `GATEWAY_MAX_BATCH` reaches Strawberry."""
+        an object or a batch of objects within `GATEWAY_MAX_BATCH` reaches Strawberry.
+        Parsed once: the view read the same bytes before (`_read`)."""
+        reading = _reading.get()
+        if reading is not None and reading.source is data:
+            return reading.parsed
         return parse_body(data, self._batch_limit())
 
     def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
-        """A GET request's operation (`request_shape.query_params`)."""
+        """A GET request's operation (`request_shape.query_params`), read once."""
+        reading = _reading.get()
+        if reading is not None and reading.source is params:
+            parsed: dict[str, Any] = reading.parsed
+            return parsed
         return query_params(params)
 
     async def process_result(self, request: Any, result: Any) -> Any:
