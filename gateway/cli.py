@@ -421,7 +421,11 @@ def _serve(host: str, port: int, workers: int) -> int:
 
     try:
         settings = Settings.from_env(os.environ)
-        _check_persisted_documents(settings)
+        if settings.persisted_documents is not None:
+            # Before anything starts: a bad persisted-documents file is one message.
+            from gateway.http.app import prepare_for_serving
+
+            prepare_for_serving(settings)
     except ConfigError as exc:
         print(f"kombo-gateway: {exc}", file=sys.stderr)
         return 2
@@ -502,23 +506,6 @@ def _serve(host: str, port: int, workers: int) -> int:
         elif not serve_in_process(config, sock):
             return STARTUP_FAILURE
     return 0
-
-
-def _check_persisted_documents(settings: Settings) -> None:
-    """Check `GATEWAY_PERSISTED_DOCUMENTS` once, before workers start: each worker checks
-    it again when it builds its app, but its ConfigError would then be a traceback per
-    worker; here it is one message and exit status 2.
-
-    Raises:
-        ConfigError: the file cannot be read, or a document is refused (each id named).
-    """
-    if settings.persisted_documents is None:
-        return
-    from gateway.schema.build import QueryLimits, build_schema
-    from gateway.schema.trusted_documents import load_trusted_documents
-
-    schema = build_schema(QueryLimits.from_settings(settings))
-    load_trusted_documents(settings.persisted_documents, schema)
 
 
 #: `documents check`'s first line, by `read_documents`' format name.

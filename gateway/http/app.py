@@ -43,9 +43,9 @@ from gateway.http.webhook_signature import WEBHOOK_PATH
 from gateway.http.webhooks import KomboWebhook
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import enable_tracing
-from gateway.schema.build import QueryLimits, build_schema
+from gateway.schema.build import GatewaySchema, QueryLimits, build_schema
 from gateway.schema.private_api import graphql_schema
-from gateway.schema.trusted_documents import load_trusted_documents
+from gateway.schema.trusted_documents import TrustedDocuments, load_trusted_documents
 
 
 def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> Starlette:
@@ -56,14 +56,7 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
         http: a client to use instead of building one (it then stays the caller's to close).
     """
     gateway = GatewayState(settings, http)
-    schema = build_schema(QueryLimits.from_settings(settings))
-    # Read and validated here, once per worker: a document that does not validate
-    # stops start-up (ConfigError), never fails a request later.
-    trusted = (
-        load_trusted_documents(settings.persisted_documents, schema)
-        if settings.persisted_documents
-        else None
-    )
+    schema, trusted = served_schema(settings)
     persisted = PersistedDocuments.from_settings(
         settings,
         trusted=trusted,
@@ -121,6 +114,49 @@ def create_app(settings: Settings, *, http: httpx.AsyncClient | None = None) -> 
     # Outermost, so every answer (errors included) carries its request id and is counted.
     app.add_middleware(ObservabilityMiddleware, metrics=gateway.metrics)
     return app
+
+
+def served_schema(settings: Settings) -> tuple[GatewaySchema, TrustedDocuments | None]:
+    """The schema `settings` serve and their trusted documents, each parsed and validated
+    (once per worker: a document that does not validate stops start-up, never fails a
+    request later); what `prepare_for_serving` built, if it was for these settings.
+
+    Raises:
+        ConfigError: `GATEWAY_PERSISTED_DOCUMENTS` cannot be served (each id named).
+    """
+    global _prepared
+    key = (QueryLimits.from_settings(settings), settings.persisted_documents)
+    prepared, _prepared = _prepared, None  # handed over once: the next app builds its own
+    if prepared is not None and prepared[0] == key:
+        return prepared[1], prepared[2]
+    schema = build_schema(key[0])
+    trusted = load_trusted_documents(key[1], schema) if key[1] else None
+    return schema, trusted
+
+
+#: What `serve` built before starting (`prepare_for_serving`), for the first app this
+#: process builds with the same limits and documents (`serve --workers 1`).
+_prepared: tuple[tuple[QueryLimits, str | None], GatewaySchema, TrustedDocuments | None] | None = (
+    None
+)
+
+
+def prepare_for_serving(settings: Settings) -> None:
+    """Build and check what `settings` serve, before `serve` starts anything: a bad
+    persisted-documents file is then one message (ConfigError), not a traceback per
+    worker; with one worker, its app reuses what was built here instead of building it
+    again.
+
+    Raises:
+        ConfigError: as `served_schema`.
+    """
+    global _prepared
+    schema, trusted = served_schema(settings)
+    _prepared = (
+        (QueryLimits.from_settings(settings), settings.persisted_documents),
+        schema,
+        trusted,
+    )
 
 
 def routing_error_handlers(
