@@ -386,13 +386,13 @@ def _sandbox(host: str, port: int, parent: int | None = None) -> int:
     from gateway.observability.logs import configure_logging
     from gateway.sandbox.app import create_sandbox_app
 
-    webhook_url = os.environ.get("SANDBOX_WEBHOOK_URL") or None
+    webhook_url = os.environ.get(SANDBOX_WEBHOOK_URL) or None
     try:
         app = create_sandbox_app(
-            webhook_url=webhook_url, webhook_secret=os.environ.get("SANDBOX_WEBHOOK_SECRET") or None
+            webhook_url=webhook_url, webhook_secret=os.environ.get(SANDBOX_WEBHOOK_SECRET) or None
         )
     except ValueError as exc:  # its message never holds the secret
-        variables = "SANDBOX_WEBHOOK_URL and SANDBOX_WEBHOOK_SECRET"
+        variables = f"{SANDBOX_WEBHOOK_URL} and {SANDBOX_WEBHOOK_SECRET}"
         print(f"kombo-gateway sandbox: {variables}: {exc}", file=sys.stderr)
         return 2
     print(f"Kombo sandbox on http://{host}:{port}/v1 (KOMBO_BASE_URL=http://{host}:{port}/v1)")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    store = ApqStore(link, keys, ttl=86_400.0, max_bytes=APQ_MEMORY_BYTES)
+    store = ApqStore(link, keys, ttl=86_400.0)
     await store.put(sha256, text)     # after the hash was checked and the text validated
     text = await store.get(sha256)    # this worker's, else Redis's; None: not registered
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from typing import Final
 
 from redis.asyncio import Redis
@@ -55,27 +54,21 @@ class ApqStore:
         keys: KeySpace,
         *,
         ttl: float,
-        max_bytes: int = APQ_MEMORY_BYTES,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.link = link
         self.keys = keys
         self.ttl = ttl
-        self._clock = clock
         # Values: (text, monotonic time it expires).
         self._local: BoundedCache[str, tuple[str, float]] = BoundedCache(
-            entries=APQ_MEMORY_ENTRIES, max_bytes=max_bytes
+            entries=APQ_MEMORY_ENTRIES, max_bytes=APQ_MEMORY_BYTES
         )
-
-    def __len__(self) -> int:
-        return len(self._local)
 
     async def get(self, sha256: str) -> str | None:
         """The text registered under `sha256` (lowercase hex), or None."""
         local = self._local.get(sha256)
         if local is not None:
             text, expires = local
-            if self._clock() < expires:
+            if time.monotonic() < expires:
                 return text
             self._local.discard(sha256)
         if self.link is None:
@@ -109,4 +102,4 @@ class ApqStore:
 
     def _keep(self, sha256: str, text: str) -> None:
         weight = len(text) + _ENTRY_OVERHEAD
-        self._local.put(sha256, (text, self._clock() + self.ttl), weight)
+        self._local.put(sha256, (text, time.monotonic() + self.ttl), weight)

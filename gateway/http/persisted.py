@@ -3,7 +3,9 @@
 
 Usage (by the view, after admission, before the response cache and Strawberry)::
 
-    persisted = PersistedDocuments.from_settings(settings, schema, store)
+    persisted = PersistedDocuments.from_settings(
+        settings, trusted=trusted, store=store, prepared=schema.documents, schema=served
+    )
     resolved = await persisted.resolve(operations)   # raises PersistedQueryError, BadUserInput
     resolved.operations                 # each with the text it runs
     resolved.failures[i]                # a batch item that cannot run, and why
@@ -25,7 +27,8 @@ text only                                      the text
 =============================================  ==========================================
 
 With `GATEWAY_PERSISTED_ONLY=true` a text must be a trusted document's (its SHA-256 is
-looked up: the text is never parsed), or, while introspection is on, a document that
+looked up, unless it is longer than any trusted document may be: the text is never
+parsed), or, while introspection is on, a document that
 asks only for the schema (`__schema`, `__type`, `_service`: GraphiQL's and routers'
 questions), else the whole request is refused with NOT_IN_LIST; and nothing is
 registered or read from the APQ store, so only shipped documents run.
@@ -37,9 +40,12 @@ answer; in a batch, each item that cannot run gets its own error and the others 
 What may not run at all (NOT_IN_LIST, a malformed `persistedQuery`) refuses the batch.
 
 Cost of each path to whoever sends it: an id or a hash is a dict lookup (and one Redis
-GET for an unknown hash, with Redis); a text in persisted-only mode is one SHA-256 of at
-most `GATEWAY_MAX_DOCUMENT_BYTES`; a registration validates the text once (cached for
-its execution) and stores at most that many bytes, each on the caller's rate limit.
+GET for an unknown hash, with Redis); a text in persisted-only mode (or, with trusted
+documents, any text: to name it in metrics) is one SHA-256 of at most
+`GATEWAY_MAX_DOCUMENT_BYTES` (a longer one cannot be trusted, and is not hashed); a text
+sent with an APQ hash is hashed whole (at most `GATEWAY_MAX_BODY_BYTES`); a registration
+validates the text once (cached for its execution; paid for by its size, like any new
+document) and stores at most that many bytes, each on the caller's rate limit.
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ from gateway.errors import (
 from gateway.http.apq_store import ApqStore
 from gateway.http.operations import Operation, Operations
 from gateway.schema.operation import PreparedDocuments
-from gateway.schema.trusted_documents import TrustedDocuments, text_sha256
+from gateway.schema.trusted_documents import TrustedDocument, TrustedDocuments, text_sha256
 
 #: What `documents` says of a document registered through APQ: metrics take this label
 #: (anyone can register documents: one label each would grow without end); the log line
@@ -181,12 +187,19 @@ class PersistedDocuments:
             return await self._by_hash(operation, sha256)
         if operation.query is None or not (self.only or self.trusted):
             return operation, None  # no text (Strawberry says so), or nothing to check
-        trusted = self.trusted.with_sha256(text_sha256(operation.query)) if self.trusted else None
+        trusted = self._trusted_text(operation.query)
         if trusted is not None:
             return operation, trusted.id
         if self.only and not self._asks_for_the_schema(operation.query):
             raise _not_in_list()
         return operation, None
+
+    def _trusted_text(self, query: str) -> TrustedDocument | None:
+        """The trusted document whose text `query` is, found by its SHA-256; a text longer
+        than any document may be (`GATEWAY_MAX_DOCUMENT_BYTES`) is none, unhashed."""
+        if self.trusted is None or len(query) > self._prepared.max_document_bytes:
+            return None
+        return self.trusted.with_sha256(text_sha256(query))
 
     def _by_id(self, operation: Operation) -> tuple[Operation, str | None]:
         assert operation.document_id is not None

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -101,8 +100,6 @@ class ResponseCache:
         metrics: GatewayMetrics,
         shared: SharedCache | None = None,
         keys: KeySpace | None = None,
-        timer: Callable[[], float] = time.monotonic,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.enabled = max_bytes > 0
         #: The largest answer kept.
@@ -116,9 +113,6 @@ class ResponseCache:
         # Each labelled child found once: `labels()` costs a lock and a dict per call.
         self._lookups = {r: lookups.labels(result=r) for r in _LOOKUP_RESULTS}
         self._stores = {r: stores.labels(result=r) for r in _STORE_RESULTS}
-        self._timer = timer
-        #: Wall-clock time, for expiries other processes read.
-        self._clock = clock
 
     @classmethod
     def from_settings(
@@ -157,7 +151,7 @@ class ResponseCache:
 
     async def get(self, slot: Slot) -> CachedAnswer | None:
         """The answer kept for `slot` and still fresh (counted: hit, shared_hit or miss)."""
-        now = self._timer()
+        now = time.monotonic()
         found = self._local.get(slot.digest)
         if found is not None:
             if found.expires > now:
@@ -176,7 +170,7 @@ class ResponseCache:
 
     def fresh_for(self, answer: CachedAnswer) -> float:
         """Seconds `answer` may still be served."""
-        return answer.expires - self._timer()
+        return answer.expires - time.monotonic()
 
     def bypassed(self) -> None:
         """Count a request that skipped the lookup (`Cache-Control: no-cache`)."""
@@ -191,11 +185,11 @@ class ResponseCache:
         if ttl <= 0:
             self._stored("expired")
             return
-        answer = CachedAnswer(body, strong_etag(digest), self._timer() + ttl)
+        answer = CachedAnswer(body, strong_etag(digest), time.monotonic() + ttl)
         self._keep(slot.digest, answer)
         self._stored("kept")
         if self._shared is not None and slot.shared_key is not None:
-            expires_ms = int((self._clock() + ttl) * 1000)
+            expires_ms = int((time.time() + ttl) * 1000)  # wall clock: other processes read it
             value = b"".join((_SHARED_MARKER, _SHARED_HEADER.pack(expires_ms, digest), body))
             await self._shared.put(slot.shared_key, value, ttl=ttl)  # not over MAX_VALUE_BYTES
 
@@ -212,11 +206,11 @@ class ResponseCache:
         if not raw.startswith(_SHARED_MARKER) or len(raw) < start:
             return None
         expires_ms, digest = _SHARED_HEADER.unpack_from(raw, len(_SHARED_MARKER))
-        left = expires_ms / 1000 - self._clock()
+        left = expires_ms / 1000 - time.time()
         body = raw[start:]
         if left <= 0 or len(body) > self.max_entry_bytes or body_digest(body) != digest:
             return None
-        return CachedAnswer(body, strong_etag(digest), self._timer() + left)
+        return CachedAnswer(body, strong_etag(digest), time.monotonic() + left)
 
     def _count(self, result: str) -> None:
         self._lookups[result].inc()

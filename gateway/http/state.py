@@ -170,25 +170,29 @@ class GatewayState:
         #: Each integration's data generation: Kombo's webhook raises it, every cache
         #: key holds it (`gateway.sharing.generations`).
         self.generations = Generations(self.redis, keys)
+        # Level 2 of both caches: upstream answers, and whole GraphQL answers.
+        shared = (
+            SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics)
+            if self.redis is not None
+            else None
+        )
         self.cache = UpstreamCache.from_settings(
             settings,
             metrics=self.metrics,
             shared=SharedPages(
-                SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics),
+                shared,
                 SharedFlights(self.redis, keys),
                 keys,
                 self.generations,
             )
-            if self.redis is not None
+            if shared is not None and self.redis is not None
             else None,
             generations=self.generations,
         )
         self.responses = ResponseCache.from_settings(
             settings,
             metrics=self.metrics,
-            shared=SharedCache(self.redis, ttl=settings.cache_ttl, metrics=self.metrics)
-            if self.redis is not None
-            else None,
+            shared=shared,
             keys=keys,
         )
         #: Documents registered by automatic persisted queries (`GATEWAY_APQ`).

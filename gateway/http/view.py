@@ -87,6 +87,11 @@ _STATUS_BY_CODE = {
 }
 
 
+def refusal_status(exc: GatewayError) -> int:
+    """The HTTP status of an error that refuses a whole request (/graphql, webhooks)."""
+    return exc.http_status or _STATUS_BY_CODE.get(exc.code, 400)
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """What admission decided for one request, handed to `get_context`."""
@@ -209,7 +214,7 @@ class GraphQLView(GraphQL[Context, None]):
                 response = await self._answer(request, admission)
         except GatewayError as exc:
             record_error_codes([str(exc.code)])
-            status = exc.http_status or _STATUS_BY_CODE.get(exc.code, 400)
+            status = refusal_status(exc)
             response = error_response(str(exc), exc.code, status, exc.extensions())
         except HTTPException as exc:
             # Request-shape problems (bad JSON, no query, wrong method): still a coded error.
@@ -327,7 +332,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         try:
             slot = responses.slot(key)
-        except TypeError:  # text JSON cannot carry (no request Strawberry reads has any)
+        except TypeError:  # what orjson reads but cannot write (nesting past 254 levels)
             return None
         return _Cacheable(responses, slot, operations)
 

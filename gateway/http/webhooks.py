@@ -44,7 +44,7 @@ from gateway.http.client_address import client_address
 from gateway.http.limits import RateLimiter
 from gateway.http.request_body import read_bounded_body
 from gateway.http.state import GatewayState
-from gateway.http.view import error_response
+from gateway.http.view import error_response, refusal_status
 from gateway.http.webhook_signature import SIGNATURE_HEADER, signature_matches
 from gateway.observability.refusals import SUMMARISED_STATUSES, RefusalSummary
 from gateway.observability.request_stats import current_stats
@@ -145,7 +145,7 @@ class KomboWebhook:
         try:
             status, event = await self._receive(request, address)
         except GatewayError as exc:
-            http_status = exc.http_status or _status_of(exc)
+            http_status = refusal_status(exc)
             self._count(_OUTCOME_BY_STATUS[http_status])
             if http_status not in SUMMARISED_STATUSES or self._refusals.note(
                 status=http_status, address=address
@@ -210,11 +210,3 @@ class KomboWebhook:
                 "address": address,
             },
         )
-
-
-def _status_of(exc: GatewayError) -> int:
-    if isinstance(exc, Unauthenticated):
-        return 401
-    if isinstance(exc, RateLimited):
-        return 429
-    return 400
