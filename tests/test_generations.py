@@ -42,7 +42,7 @@ async def processes(
     made: list[tuple[Generations, RedisLink]] = []
 
     def make(clock: Callable[[], float] = time.monotonic) -> Generations:
-        link = RedisLink.from_url(fresh.url, prefix="g", timeout=0.5, metrics=GatewayMetrics())
+        link = RedisLink.from_url(fresh.url, timeout=0.5, metrics=GatewayMetrics())
         generations = Generations(link, KEYS, clock=clock)
         made.append((generations, link))
         return generations

@@ -539,7 +539,7 @@ async def test_the_generations_name_the_slots_not_the_digest():
     process's equal epoch of older data."""
     metrics = GatewayMetrics()
     # Naming slots talks to no Redis: the link never connects.
-    link = RedisLink.from_url("redis://127.0.0.1:1/0", prefix="t", timeout=0.1, metrics=metrics)
+    link = RedisLink.from_url("redis://127.0.0.1:1/0", timeout=0.1, metrics=metrics)
     shared = SharedCache(link, ttl=30, metrics=metrics)
     cache = ResponseCache(64 * 1024, metrics=metrics, shared=shared, keys=KeySpace("t"))
     base = dataclasses.replace(_key(0), integration=INTEGRATION_A, shared_generation=7)

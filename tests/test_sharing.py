@@ -42,7 +42,7 @@ def server() -> Iterator[RedisServer]:
 async def link(server: RedisServer) -> AsyncIterator[RedisLink]:
     server.fresh()
     metrics = GatewayMetrics()
-    link = RedisLink.from_url(server.url, prefix="t", timeout=0.5, metrics=metrics)
+    link = RedisLink.from_url(server.url, timeout=0.5, metrics=metrics)
     yield link
     await link.aclose()
 
@@ -114,7 +114,6 @@ async def test_the_link_falls_back_when_redis_dies_logs_once_and_resumes(
     clock = ManualClock()
     link = RedisLink(
         Redis.from_url(server.url, socket_timeout=0.2, socket_connect_timeout=0.2, retry=None),
-        prefix="t",
         timeout=0.2,
         metrics=metrics,
         breaker=CircuitBreaker(failures=2, cooldown=1.0, clock=clock),
@@ -173,7 +172,7 @@ async def test_a_slow_redis_costs_at_most_the_timeout(link: RedisLink):
 async def test_the_url_and_its_password_never_reach_the_log(caplog: pytest.LogCaptureFixture):
     metrics = GatewayMetrics()
     link = RedisLink.from_url(
-        "redis://:hunter2-password@127.0.0.1:1/0", prefix="t", timeout=0.1, metrics=metrics
+        "redis://:hunter2-password@127.0.0.1:1/0", timeout=0.1, metrics=metrics
     )
     with caplog.at_level(logging.DEBUG):
         for _ in range(4):
@@ -303,7 +302,7 @@ async def test_several_callers_pay_together_or_not_at_all_and_wait_takes_nothing
 
 async def test_the_limiter_falls_back_to_the_process_bucket_without_redis(server: RedisServer):
     metrics = GatewayMetrics()
-    link = RedisLink.from_url(server.url, prefix="t", timeout=0.2, metrics=metrics)
+    link = RedisLink.from_url(server.url, timeout=0.2, metrics=metrics)
     limiter = SharedRateLimiter(link, KEYS, rate=1, burst=1, local=RateLimiter(1, 1))
     server.stop()
     try:
@@ -365,7 +364,7 @@ async def test_the_documented_acl_is_all_the_gateway_needs():
     with redis_server(arguments=arguments) as server:
         metrics = GatewayMetrics()
         url = f"redis://kombo-gateway:acl-password@127.0.0.1:{server.port}/0"
-        link = RedisLink.from_url(url, prefix="kgw", timeout=1.0, metrics=metrics)
+        link = RedisLink.from_url(url, timeout=1.0, metrics=metrics)
         keys = KeySpace("kgw")
         cache = SharedCache(link, ttl=30, metrics=metrics)
         key = keys.page("personio:X", 0, "fp", "q")
@@ -423,14 +422,14 @@ async def test_rediss_works_and_verifies_the_servers_certificate(tmp_path: Path)
     with redis_server(password="tls-password", arguments=arguments, port=port):
         url = f"rediss://:tls-password@127.0.0.1:{port}/0"
         trusting = RedisLink.from_url(
-            f"{url}?ssl_ca_certs={ca}", prefix="t", timeout=1.0, metrics=GatewayMetrics()
+            f"{url}?ssl_ca_certs={ca}", timeout=1.0, metrics=GatewayMetrics()
         )
         cache = SharedCache(trusting, ttl=30, metrics=trusting.metrics)
         await cache.put("t:{i:1}:page:tls", b"over TLS")
         assert await cache.get("t:{i:1}:page:tls", kind="page") == b"over TLS"
         await trusting.aclose()
         # Without the authority, the certificate is refused: no value crosses.
-        doubting = RedisLink.from_url(url, prefix="t", timeout=1.0, metrics=GatewayMetrics())
+        doubting = RedisLink.from_url(url, timeout=1.0, metrics=GatewayMetrics())
         answer = await doubting.run("ping", lambda r: r.ping(), fallback="refused")
         assert answer == "refused"
         await doubting.aclose()
@@ -446,8 +445,7 @@ async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
     lease: B must read the landed page rather than call Kombo a second time."""
     server.flush()
     links = [
-        RedisLink.from_url(server.url, prefix="t", timeout=1.0, metrics=GatewayMetrics())
-        for _ in range(2)
+        RedisLink.from_url(server.url, timeout=1.0, metrics=GatewayMetrics()) for _ in range(2)
     ]
     a, b = (
         SharedPages(

@@ -117,7 +117,6 @@ class GatewayState:
         self.redis = (
             RedisLink.from_url(
                 settings.redis_url,
-                prefix=settings.redis_prefix,
                 timeout=settings.redis_timeout,
                 metrics=self.metrics,
             )

@@ -50,7 +50,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.link import RedisLink
@@ -141,8 +140,6 @@ class Generations:
         self._unannounced: set[str] = set()
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
-        #: The listener's own connection (`RedisLink.separate_client`), made on first use.
-        self._listening: Redis | None = None
         self._script = link.client.register_script(_BUMP) if link is not None else None
 
     def on_raise(self, callback: Callable[[str], None]) -> None:
@@ -314,34 +311,30 @@ class Generations:
         errors. Once (re)subscribed, every generation counts as old: what was announced
         while nobody listened is read again on next use."""
         assert self.link is not None
-        if self._listening is None:
-            self._listening = self.link.separate_client()
         while not self._closing:
-            pubsub: PubSub = self._listening.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.keys.generations_channel)
-                for state in self._states.values():
-                    state.read_at = -math.inf
-                while not self._closing:
-                    message = await pubsub.get_message(timeout=LISTEN_POLL)
-                    if message is not None:
-                        self._announced(message.get("data"))
-                    # Redis answers (this connection does): tell the others what it
-                    # missed, retrying while it fails.
-                    for integration_id in list(self._unannounced):
-                        self._read_soon(integration_id)
-            except Exception as exc:
-                logger.debug("generations listener stopped: %s", type(exc).__name__)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except Exception:
-                    pass
+            await self.link.listen(
+                self.keys.generations_channel,
+                self._announced,
+                poll=LISTEN_POLL,
+                running=lambda: not self._closing,
+                on_subscribed=self._forget_reads,
+                on_tick=self._announce_missed,
+            )
             if not self._closing:
                 await asyncio.sleep(RECONNECT)
 
-    def _announced(self, data: object) -> None:
-        text = data.decode() if isinstance(data, bytes) else str(data)
+    def _forget_reads(self) -> None:
+        """(Re)subscribed: what was announced while nobody listened is read on next use."""
+        for state in self._states.values():
+            state.read_at = -math.inf
+
+    def _announce_missed(self) -> None:
+        """Redis answers (the listener's connection does): tell the others what it
+        missed, retrying while it fails."""
+        for integration_id in list(self._unannounced):
+            self._read_soon(integration_id)
+
+    def _announced(self, text: str) -> None:
         generation, _, integration_id = text.partition(" ")
         if generation.isdigit() and integration_id:
             self._observe(integration_id, int(generation), announced=True)
@@ -356,5 +349,3 @@ class Generations:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._listening is not None:
-            await self._listening.aclose()

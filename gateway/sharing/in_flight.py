@@ -33,7 +33,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
 from gateway.sharing.keys import KeySpace
 from gateway.sharing.link import RedisLink
@@ -170,24 +169,13 @@ class SharedFlights:
     async def _run_listener(self) -> None:
         """Wake the waiters of each key announced on the channel, while anyone waits.
         Errors end it quietly: waiters poll, and the next waiter starts a new one."""
-        pubsub: PubSub = self.link.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(self.keys.ready_channel)
-            while self._waiters:
-                message = await pubsub.get_message(timeout=POLL)
-                if message is None:
-                    continue
-                data = message.get("data")
-                key = data.decode() if isinstance(data, bytes) else str(data)
-                for event in self._waiters.get(key, ()):
-                    event.set()
-        except Exception as exc:
-            logger.debug("pub/sub listener stopped: %s", type(exc).__name__)
-        finally:
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except Exception:
-                pass
+        await self.link.listen(
+            self.keys.ready_channel, self._wake, poll=POLL, running=lambda: bool(self._waiters)
+        )
+
+    def _wake(self, entry_key: str) -> None:
+        for event in self._waiters.get(entry_key, ()):
+            event.set()
 
     async def aclose(self) -> None:
         if self._listener is not None:

@@ -37,9 +37,9 @@ import re
 _TAG_SAFE = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
 
-def digest(text: str, *, size: int = 32) -> str:
+def digest(text: str) -> str:
     """A short hex digest naming `text` in a key (the text itself never is)."""
-    return hashlib.sha256(b"kombo-gateway redis\0" + text.encode()).hexdigest()[:size]
+    return hashlib.sha256(b"kombo-gateway redis\0" + text.encode()).hexdigest()[:32]
 
 
 class KeySpace:

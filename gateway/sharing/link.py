@@ -2,7 +2,7 @@
 
 Usage::
 
-    link = RedisLink.from_url(url, prefix="kgw", timeout=0.1, metrics=metrics)
+    link = RedisLink.from_url(url, timeout=0.1, metrics=metrics)
     value = await link.run("cache_get", lambda redis: redis.get(key), fallback=None)
     await link.aclose()
 
@@ -20,11 +20,13 @@ The URL (it may carry a password) is never logged, nor is anything Redis answers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gateway.observability.metrics import GatewayMetrics
@@ -46,24 +48,21 @@ class RedisLink:
         self,
         client: Redis,
         *,
-        prefix: str,
         timeout: float,
         metrics: GatewayMetrics,
         breaker: CircuitBreaker | None = None,
     ) -> None:
         self.client = client
-        self.prefix = prefix
         self.timeout = timeout
         self.metrics = metrics
+        #: The client subscriptions use (`listen`), made on first use.
+        self._listening: Redis | None = None
         self.breaker = breaker or CircuitBreaker(
             failures=BREAKER_FAILURES, cooldown=BREAKER_COOLDOWN
         )
-        metrics.redis_up.set(1)
 
     @classmethod
-    def from_url(
-        cls, url: str, *, prefix: str, timeout: float, metrics: GatewayMetrics
-    ) -> RedisLink:
+    def from_url(cls, url: str, *, timeout: float, metrics: GatewayMetrics) -> RedisLink:
         """A link over a pooled client. Its own timeouts are the link's, and it does not
         retry: the breaker decides what happens after a failure, not the client."""
         client = Redis.from_url(
@@ -74,17 +73,49 @@ class RedisLink:
             health_check_interval=0,
             client_name="kombo-gateway",
         )
-        return cls(client, prefix=prefix, timeout=timeout, metrics=metrics)
+        return cls(client, timeout=timeout, metrics=metrics)
 
-    def separate_client(self) -> Redis:
-        """A client with a connection pool of its own (same server, same options), for a
-        connection held for the process's life: a pub/sub subscription. Its reconnect
-        attempts while Redis is away then never churn the pool requests draw from (they
-        did: a stale connection came to the top of it, and the first call after Redis
-        came back, the breaker's trial, failed on it)."""
-        pool = self.client.connection_pool
-        own = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
-        return Redis(connection_pool=own)
+    async def listen(
+        self,
+        channel: str,
+        on_message: Callable[[str], None],
+        *,
+        poll: float,
+        running: Callable[[], bool],
+        on_subscribed: Callable[[], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand each message of `channel` (as text) to `on_message` while `running()`;
+        `on_subscribed` runs once subscribed, `on_tick` after every wait of at most `poll`
+        seconds. Ends quietly on the first error (Redis away): the caller decides whether
+        and when to listen again.
+
+        On a connection of the link's listening client, whose pool is its own: the
+        reconnect attempts of subscriptions held while Redis is away then never churn
+        the pool requests draw from (they did: a stale connection came to the top of it,
+        and the first call after Redis came back, the breaker's trial, failed on it).
+        """
+        if self._listening is None:
+            pool = self.client.connection_pool
+            own = type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+            self._listening = Redis.from_pool(own)  # closing the client closes its pool
+        pubsub: PubSub = self._listening.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            if on_subscribed is not None:
+                on_subscribed()
+            while running():
+                message = await pubsub.get_message(timeout=poll)
+                if message is not None:
+                    data = message.get("data")
+                    on_message(data.decode() if isinstance(data, bytes) else str(data))
+                if on_tick is not None:
+                    on_tick()
+        except Exception as exc:
+            logger.debug("listener on %s stopped: %s", channel, type(exc).__name__)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     @property
     def up(self) -> bool:
@@ -137,4 +168,6 @@ class RedisLink:
             )
 
     async def aclose(self) -> None:
+        if self._listening is not None:
+            await self._listening.aclose()
         await self.client.aclose()

@@ -41,8 +41,8 @@ Freshness: every entry remembers when it was fetched, and `CachedKombo` the olde
 one request used (`oldest_fetch`), so an answer built from them is kept no longer than
 they are (`fresh_for`: the response cache, and `Cache-Control: max-age`). A value
 loaded for the request counts as fetched when its load started, never later than it was
-stored. `UpstreamCache.generation` names the integration's data generation in response
-cache keys (0 until webhook invalidation raises it).
+stored. `UpstreamCache.generation` is this process's epoch of the integration
+(`Generations.epoch`), which the response cache's keys hold: Kombo's webhook raises it.
 
 Size: an entry costs its upstream body bytes, and at least `max_bytes / max_entries`,
 so both bounds hold. Parsed objects take several times their JSON size in memory.
