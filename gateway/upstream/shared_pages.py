@@ -39,9 +39,10 @@ from gateway.upstream.kombo import JOBS_PATH, JobsPage, parse_jobs_page, record_
 Job = dict[str, Any]
 
 
-def encode_page(page: JobsPage) -> bytes:
-    """A page as Kombo's own body (`parse_jobs_page` reads it back)."""
-    return orjson.dumps({"data": {"results": page["results"], "next": page["next"]}})
+def encode_page(jobs: Sequence[bytes], next_cursor: object) -> bytes:
+    """A page as Kombo's own body (`parse_jobs_page` reads it back), from its jobs each
+    already encoded by orjson: the very bytes `orjson.dumps` makes of the whole page."""
+    return b'{"data":{"results":[%b],"next":%b}}' % (b",".join(jobs), orjson.dumps(next_cursor))
 
 
 class SharedPages:
@@ -105,8 +106,7 @@ class SharedPages:
             lease = await self.flights.claim(key)
         async with self.flights.holding(key, lease):
             page = await fetch()
-            await self.cache.put(key, encode_page(page))
-            await self._share_jobs(integration_id, generation, fingerprint, page)
+            await self._share(key, integration_id, generation, fingerprint, page)
         return page
 
     async def jobs(
@@ -130,15 +130,17 @@ class SharedPages:
                 found[kombo_id] = (job, len(raw))
         return found
 
-    async def _share_jobs(
-        self, integration_id: str, generation: int, fingerprint: str, page: JobsPage
+    async def _share(
+        self, key: str, integration_id: str, generation: int, fingerprint: str, page: JobsPage
     ) -> None:
-        items: dict[str, bytes] = {}
-        for job in page["results"]:
+        """The page under `key` and each of its jobs under its own key, in one round
+        trip; each job encoded once, for both."""
+        encoded = [orjson.dumps(job) for job in page["results"]]
+        items = {key: encode_page(encoded, page["next"])}
+        for job, body in zip(page["results"], encoded, strict=True):
             kombo_id = record_id(job)
             if kombo_id is not None:
-                key = self.keys.job(integration_id, generation, fingerprint, kombo_id)
-                items[key] = orjson.dumps(job)
+                items[self.keys.job(integration_id, generation, fingerprint, kombo_id)] = body
         await self.cache.put_many(items)
 
 
