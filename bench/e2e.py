@@ -24,15 +24,13 @@ What it does (all on 127.0.0.1; every wait and every load run is bounded in time
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -43,17 +41,22 @@ import orjson
 from bench.load import (
     HOST,
     Child,
+    Children,
     SetupError,
-    child_env,
     cpu_seconds,
+    gateway_env,
+    reset_sandbox_log,
+    run_section,
     sandbox_log,
+    section_main,
+    start_sandbox,
+    two_free_ports,
     wait_ready,
     wait_workers,
     worker_pids,
 )
-from bench.queries import DESCRIPTIONS, FIVE_FIELDS_100, INTEGRATION, JOB_BY_ID_10, QUERIES
+from bench.queries import DESCRIPTIONS, FIVE_FIELDS_100, JOB_BY_ID_10, QUERIES
 from bench.report import host_busy_seconds, ratio, table, verdict, wait_for_quiet
-from gateway.config import SANDBOX_API_KEY
 from gateway.http.serving import free_port
 
 CONCURRENCY: Final = 32
@@ -73,6 +76,8 @@ MAX_PY_REQUESTS: Final = 5_000_000
 #: Pause after each slice, so requests the load generator left in flight finish before
 #: the other server's slice starts.
 SETTLE_S: Final = 0.5
+#: What `run_e2e` may raise when the section cannot be set up or run.
+FAILURES: Final = (SetupError, httpx.HTTPError, TimeoutError)
 
 WRK_SCRIPT: Final = r"""
 -- POSTs a body read from a file; counts bodies that lack a prefix or (sampled) hold a
@@ -190,17 +195,24 @@ class Load:
         self.loadgen_cpu_s += other.loadgen_cpu_s
 
 
-@dataclass(slots=True)
-class Cell:
-    server: str  # "gateway" or "proxy"
-    workers: int
-    query: str
+@dataclass(slots=True, kw_only=True)
+class Measured:
+    """What the measured slices of one server under one load added up to (`measure_slice`)."""
+
     load: Load = field(default_factory=Load)
     server_cpu_s: float = 0.0
     sandbox_cpu_s: float = 0.0
     #: CPU seconds the rest of the host (other processes) used during the measured slices.
     other_cpu_s: float = 0.0
+    #: Sandbox calls during the measured slices (None: the log could not be read).
     upstream_calls: int | None = 0
+
+
+@dataclass(slots=True)
+class Cell(Measured):
+    server: str  # "gateway" or "proxy"
+    workers: int
+    query: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,70 +372,81 @@ def _graphql_body(query: str) -> bytes:
     return orjson.dumps({"query": query})
 
 
+async def measure_slice(
+    control: httpx.AsyncClient,
+    loadgen: LoadGenerator,
+    sandbox: Child,
+    sandbox_url: str,
+    target: Target,
+    body: bytes,
+    seconds: float,
+    into: Measured,
+) -> None:
+    """Load `target` with `body` for `seconds` and add what it measured to `into`: the
+    load, CPU seconds of the target's processes, the sandbox and the rest of the host, and
+    the sandbox's calls (its log reset first); then pause SETTLE_S."""
+    child = target.child
+    await reset_sandbox_log(control, sandbox_url)
+    pids = list(dict.fromkeys([child.pid, *worker_pids(child.pid, target.workers)]))
+    server_before, sandbox_before = cpu_seconds(pids), cpu_seconds([sandbox.pid])
+    host_before = host_busy_seconds()
+    load = await loadgen.run(target.url, body, target.checks, seconds)
+    host_cpu = host_busy_seconds() - host_before
+    server_cpu = cpu_seconds(pids) - server_before
+    sandbox_cpu = cpu_seconds([sandbox.pid]) - sandbox_before
+    entries = await sandbox_log(control, sandbox_url)
+    into.load.add(load)
+    into.server_cpu_s += server_cpu
+    into.sandbox_cpu_s += sandbox_cpu
+    into.other_cpu_s += max(0.0, host_cpu - server_cpu - sandbox_cpu - load.loadgen_cpu_s)
+    if entries is None or into.upstream_calls is None:
+        into.upstream_calls = None
+    else:
+        into.upstream_calls += len(entries)
+    await asyncio.sleep(SETTLE_S)
+
+
+def loadgen_label(loadgen: LoadGenerator) -> str:
+    return "wrk" if isinstance(loadgen, Wrk) else "python (asyncio + httpx, in-process)"
+
+
 class Session:
     def __init__(
         self,
         durations: Durations,
         loadgen: LoadGenerator,
-        log_dir: Path,
+        children: Children,
         quiet_wait_s: float = 0.0,
     ) -> None:
         self.durations = durations
         self.quiet_wait_s = quiet_wait_s
         self.loadgen = loadgen
-        self.log_dir = log_dir
+        self.children = children
         self.sandbox_port = free_port()
         self.sandbox_url = f"http://{HOST}:{self.sandbox_port}"
-        self.children: list[Child] = []
-        label = "wrk" if isinstance(loadgen, Wrk) else "python (asyncio + httpx, in-process)"
-        self.result = E2EResult(label, durations)
+        self.result = E2EResult(loadgen_label(loadgen), durations)
         #: The upstream query string the gateway sent for each query (from the sandbox log).
         self.upstream_query: dict[str, str] = {}
 
-    def child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, argv, child_env(env), self.log_dir)
-        self.children.append(child)
-        return child
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-
     async def run(self) -> E2EResult:
-        python = sys.executable
-        sandbox = self.child(
-            "sandbox",
-            [python, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(self.sandbox_port)],
-            {},
-        )
         async with httpx.AsyncClient(timeout=30.0) as control:
-            sandbox.start()
+            sandbox = start_sandbox(self.children, self.sandbox_port)
             await wait_ready(control, f"{self.sandbox_url}/healthz", sandbox)
             for workers in WORKER_COUNTS:
                 await self.round(control, sandbox, workers)
         return self.result
 
-    def _env(self) -> dict[str, str]:
-        return {
-            "KOMBO_API_KEY": SANDBOX_API_KEY,
-            "KOMBO_BASE_URL": f"{self.sandbox_url}/v1",
-            "KOMBO_INTEGRATION_ID": INTEGRATION,
-        }
-
     async def round(self, control: httpx.AsyncClient, sandbox: Child, workers: int) -> None:
         """Gateway and proxy with `workers` workers, both up, loaded in alternating slices."""
-        gateway_port = free_port()
-        proxy_port = free_port()
-        while proxy_port == gateway_port:  # bounded in practice: ports are random
-            proxy_port = free_port()
+        gateway_port, proxy_port = two_free_ports()
         gateway_url, proxy_url = f"http://{HOST}:{gateway_port}", f"http://{HOST}:{proxy_port}"
-        env = self._env() | {"GATEWAY_CACHE_TTL": "0", "GATEWAY_RATE_LIMIT": "0"}
+        env = gateway_env(self.sandbox_url, GATEWAY_CACHE_TTL="0", GATEWAY_RATE_LIMIT="0")
         argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST]
         argv += ["--port", str(gateway_port), "--workers", str(workers)]
-        gateway = self.child(f"gateway-{workers}w", argv, env)
+        gateway = self.children.add(f"gateway-{workers}w", argv, env)
         argv = [sys.executable, "-m", "bench.proxy", "--host", HOST, "--port", str(proxy_port)]
         argv += ["--upstream", f"{self.sandbox_url}/v1", "--workers", str(workers)]
-        proxy = self.child(f"proxy-{workers}w", argv, self._env())
+        proxy = self.children.add(f"proxy-{workers}w", argv, gateway_env(self.sandbox_url))
         gateway.start()
         proxy.start()
         try:
@@ -456,7 +479,7 @@ class Session:
     async def count_upstream(self, control: httpx.AsyncClient, gateway_url: str) -> None:
         """Each fixed query once through the gateway: the sandbox calls it caused."""
         for name, query in QUERIES.items():
-            await self._reset_log(control)
+            await reset_sandbox_log(control, self.sandbox_url)
             response = await control.post(f"{gateway_url}/graphql", json={"query": query})
             body = response.json()
             ok = response.status_code == 200 and not body.get("errors") and bool(body.get("data"))
@@ -468,11 +491,6 @@ class Session:
         missing = [name for name in E2E_QUERIES if name not in self.upstream_query]
         if missing:
             raise SetupError(f"no single upstream call to replay through the proxy for {missing}")
-
-    async def _reset_log(self, control: httpx.AsyncClient) -> None:
-        reset = await control.delete(f"{self.sandbox_url}/_sandbox/requests")
-        if reset.status_code != 204:
-            raise SetupError(f"resetting the sandbox log failed: {reset.status_code}")
 
     async def pair(
         self,
@@ -495,39 +513,13 @@ class Session:
             await self.loadgen.run(target.url, body, target.checks, d.warmup_s)
             await asyncio.sleep(SETTLE_S)
             cells.append(Cell(target.server, target.workers, target.query))
+        seconds = d.measure_s / d.slices
         for _ in range(d.slices):
             for target, cell in zip(targets, cells, strict=True):
-                await self.slice(control, target, cell, body, sandbox, d.measure_s / d.slices)
+                await measure_slice(
+                    control, self.loadgen, sandbox, self.sandbox_url, target, body, seconds, cell
+                )
         self.result.cells.extend(cells)
-
-    async def slice(
-        self,
-        control: httpx.AsyncClient,
-        target: Target,
-        cell: Cell,
-        body: bytes,
-        sandbox: Child,
-        seconds: float,
-    ) -> None:
-        child = target.child
-        await self._reset_log(control)
-        pids = list(dict.fromkeys([child.pid, *worker_pids(child.pid, target.workers)]))
-        server_before, sandbox_before = cpu_seconds(pids), cpu_seconds([sandbox.pid])
-        host_before = host_busy_seconds()
-        load = await self.loadgen.run(target.url, body, target.checks, seconds)
-        host_cpu = host_busy_seconds() - host_before
-        server_cpu = cpu_seconds(pids) - server_before
-        sandbox_cpu = cpu_seconds([sandbox.pid]) - sandbox_before
-        entries = await sandbox_log(control, self.sandbox_url)
-        cell.load.add(load)
-        cell.server_cpu_s += server_cpu
-        cell.sandbox_cpu_s += sandbox_cpu
-        cell.other_cpu_s += max(0.0, host_cpu - server_cpu - sandbox_cpu - load.loadgen_cpu_s)
-        if entries is None or cell.upstream_calls is None:
-            cell.upstream_calls = None
-        else:
-            cell.upstream_calls += len(entries)
-        await asyncio.sleep(SETTLE_S)
 
     def record_rss(self, server: str, workers: int, child: Child) -> None:
         values = [peak_rss_kib(pid) for pid in worker_pids(child.pid, workers)]
@@ -541,19 +533,13 @@ def load_generator(work_dir: Path) -> LoadGenerator:
 
 def run_e2e(quick: bool = False, quiet_wait_s: float = 0.0) -> E2EResult:
     """Run the section; before each query's pair of runs, wait up to `quiet_wait_s` for a
-    quiet host. Raises SetupError (after printing logs) when it cannot be set up."""
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        durations = QUICK if quick else FULL
-        session = Session(durations, load_generator(Path(tmp)), Path(tmp), quiet_wait_s)
-        try:
-            return asyncio.run(session.run())
-        except (SetupError, httpx.HTTPError, TimeoutError):
-            for child in session.children:
-                if child.process is not None:
-                    print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
-            raise
-        finally:
-            session.stop_all()
+    quiet host. Raises one of FAILURES (after printing logs) when it cannot be set up."""
+
+    def session(children: Children) -> Coroutine[Any, Any, E2EResult]:
+        loadgen = load_generator(children.log_dir)
+        return Session(QUICK if quick else FULL, loadgen, children, quiet_wait_s).run()
+
+    return run_section("e2e", session, FAILURES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -693,16 +679,15 @@ def render_e2e(result: E2EResult) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
-    args = parser.parse_args(argv)
-    try:
-        result = run_e2e(args.quick)
-    except (SetupError, httpx.HTTPError, TimeoutError) as exc:
-        print(f"bench.e2e: setup or run failed: {exc!r}", file=sys.stderr)
-        return 2
-    print("\n".join([*render_upstream(result), "", *render_e2e(result)]))
-    return 0
+    return section_main(
+        argv,
+        "bench.e2e",
+        __doc__,
+        "short runs (a smoke test)",
+        run_e2e,
+        FAILURES,
+        lambda result: [*render_upstream(result), "", *render_e2e(result)],
+    )
 
 
 if __name__ == "__main__":

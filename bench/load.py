@@ -23,6 +23,11 @@ HTTP 5xx, or an error without `extensions.code`. Exit status: 0 when nothing was
 every malformed-ID query was answered `BAD_USER_INPUT`; 1 otherwise; 2 when the run could
 not be set up. Both subprocesses are always stopped (SIGINT to their process group, then
 SIGKILL). All traffic goes to 127.0.0.1; every loop is bounded in count and time.
+
+The other sections (`bench.e2e`, `bench.replicas`, `bench.repeated`) start their
+subprocesses with this module's pieces too: `Children`, `run_section`, `section_main`,
+`start_sandbox`, `gateway_env`, `two_free_ports`, `reset_sandbox_log`, `sandbox_log`
+and `gateway_metrics`/`metric_samples`.
 """
 
 from __future__ import annotations
@@ -42,13 +47,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import SANDBOX_API_KEY, SANDBOX_INTEGRATION_IDS
 from gateway.http.serving import free_port
@@ -248,6 +254,106 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_PREFIXES)}
     env.update(extra)
     return env
+
+
+class Children:
+    """The subprocesses of one run, their logs in `log_dir`; stopped last first."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def add(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        """A new child (not started yet) with `child_env(env)`."""
+        child = Child(name, argv, child_env(env), self.log_dir)
+        self.children.append(child)
+        return child
+
+    def by_name(self, name: str) -> Child:
+        return next(child for child in self.children if child.name == name)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+
+    def print_tails(self) -> None:
+        """The end of each started child's log, on stderr."""
+        for child in self.children:
+            if child.process is not None:
+                print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
+
+
+def start_sandbox(children: Children, port: int) -> Child:
+    """`python -m gateway sandbox` on `port`, started; wait for its `/healthz` with
+    `wait_ready`."""
+    argv = [sys.executable, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(port)]
+    sandbox = children.add("sandbox", argv, {})
+    sandbox.start()
+    return sandbox
+
+
+def gateway_env(sandbox_url: str, **extra: str) -> dict[str, str]:
+    """The Kombo settings that point a gateway (or `bench.proxy`) at the sandbox at
+    `sandbox_url`, plus `extra` (e.g. `GATEWAY_CACHE_TTL="0"`)."""
+    return {
+        "KOMBO_API_KEY": SANDBOX_API_KEY,
+        "KOMBO_BASE_URL": f"{sandbox_url}/v1",
+        "KOMBO_INTEGRATION_ID": SANDBOX_INTEGRATION_IDS[0],
+        **extra,
+    }
+
+
+def two_free_ports() -> tuple[int, int]:
+    """Two distinct free loopback ports."""
+    first, second = free_port(), free_port()
+    while second == first:  # bounded in practice: ports are random
+        second = free_port()
+    return first, second
+
+
+T = TypeVar("T")
+#: What a section's run may raise when it cannot be set up or run (each section's own).
+Failures = tuple[type[BaseException], ...]
+
+
+def run_section(
+    name: str, session: Callable[[Children], Coroutine[Any, Any, T]], failures: Failures
+) -> T:
+    """Run `session(children)` with its children's logs in a temporary directory (named
+    after `name`); on one of `failures`, print each child's log tail and re-raise; stop
+    every child in any case."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            return asyncio.run(session(children))
+        except failures:
+            children.print_tails()
+            raise
+        finally:
+            children.stop_all()
+
+
+def section_main(
+    argv: Sequence[str] | None,
+    module: str,
+    doc: str | None,
+    quick_help: str,
+    run: Callable[[bool], T],
+    failures: Failures,
+    render: Callable[[T], list[str]],
+) -> int:
+    """A section's `python -m <module> [--quick]`: its markdown on stdout; 2 when it
+    failed with one of `failures`."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.quick)
+    except failures as exc:
+        print(f"{module}: setup or run failed: {exc!r}", file=sys.stderr)
+        return 2
+    print("\n".join(render(result)))
+    return 0
 
 
 async def wait_ready(http: httpx.AsyncClient, url: str, child: Child) -> None:
@@ -487,16 +593,33 @@ async def sandbox_log(http: httpx.AsyncClient, sandbox_url: str) -> list[Any] | 
     return entries if isinstance(entries, list) else None
 
 
+async def reset_sandbox_log(http: httpx.AsyncClient, sandbox_url: str) -> None:
+    """Empty the sandbox's request log."""
+    reset = await http.delete(f"{sandbox_url}/_sandbox/requests")
+    if reset.status_code != 204:
+        raise SetupError(f"resetting the sandbox log failed: {reset.status_code}")
+
+
+async def gateway_metrics(http: httpx.AsyncClient, url: str) -> str:
+    """The gateway's `/metrics` text."""
+    return (await http.get(f"{url}/metrics", timeout=10.0)).text
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples named `name` (e.g. `..._total`) in Prometheus text: (labels, value) each."""
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
 async def upstream_metric(http: httpx.AsyncClient, gateway_url: str) -> dict[str, int]:
     """`kombo_upstream_requests_total` by status, from `/metrics` (one worker's view)."""
-    text = (await http.get(f"{gateway_url}/metrics", timeout=10.0)).text
-    counts: dict[str, int] = {}
-    prefix = 'kombo_upstream_requests_total{status="'
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            label, _, value = line[len(prefix) :].partition('"} ')
-            counts[label] = int(float(value))
-    return counts
+    text = await gateway_metrics(http, gateway_url)
+    samples = metric_samples(text, "kombo_upstream_requests_total")
+    return {labels.get("status", ""): int(value) for labels, value in samples}
 
 
 async def count_upstream(
@@ -721,11 +844,11 @@ async def known_job_ids(http: httpx.AsyncClient, sandbox_url: str) -> list[str]:
     return ids
 
 
-async def session(args: argparse.Namespace, sandbox: Child, gateway: Child) -> Report:
+async def session(args: argparse.Namespace, children: Children) -> Report:
     sandbox_url = f"http://{HOST}:{args.sandbox_port}"
     gateway_url = f"http://{HOST}:{args.gateway_port}"
     async with httpx.AsyncClient(timeout=10.0) as control:
-        sandbox.start()
+        sandbox = start_sandbox(children, args.sandbox_port)
         await wait_ready(control, f"{sandbox_url}/healthz", sandbox)
         known = await known_job_ids(control, sandbox_url)
         rates = {"503": args.error_rate_503, "429": args.error_rate_429}
@@ -734,12 +857,15 @@ async def session(args: argparse.Namespace, sandbox: Child, gateway: Child) -> R
         )
         if chaos.status_code != 200:
             raise SetupError(f"enabling chaos failed: {chaos.status_code} {chaos.text}")
+        gateway_argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST]
+        gateway_argv += ["--port", str(args.gateway_port), "--workers", str(args.workers)]
+        # One client address sends everything: the per-caller limit is not under test.
+        env = gateway_env(sandbox_url, GATEWAY_CACHE_TTL="0", GATEWAY_RATE_LIMIT="0")
+        gateway = children.add("gateway", gateway_argv, env)
         gateway.start()
         await wait_ready(control, f"{gateway_url}/readyz", gateway)
         await wait_workers(gateway, args.workers)
-        reset = await control.delete(f"{sandbox_url}/_sandbox/requests")
-        if reset.status_code != 204:
-            raise SetupError(f"resetting the sandbox log failed: {reset.status_code}")
+        await reset_sandbox_log(control, sandbox_url)
 
         print(
             f"load: {args.clients} clients for {args.seconds:g} s against {gateway_url} "
@@ -831,49 +957,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    args.sandbox_port = free_port()
-    args.gateway_port = free_port()
-    while args.gateway_port == args.sandbox_port:  # bounded in practice: ports are random
-        args.gateway_port = free_port()
-    python = sys.executable
+    args.sandbox_port, args.gateway_port = two_free_ports()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as log_dir:
-        sandbox = Child(
-            "sandbox",
-            [python, "-m", "gateway", "sandbox", "--host", HOST, "--port", str(args.sandbox_port)],
-            child_env({}),
-            Path(log_dir),
-        )
-        gateway_argv = [python, "-m", "gateway", "serve", "--host", HOST]
-        gateway_argv += ["--port", str(args.gateway_port), "--workers", str(args.workers)]
-        gateway = Child(
-            "gateway",
-            gateway_argv,
-            child_env(
-                {
-                    "KOMBO_API_KEY": SANDBOX_API_KEY,
-                    "KOMBO_BASE_URL": f"http://{HOST}:{args.sandbox_port}/v1",
-                    "KOMBO_INTEGRATION_ID": SANDBOX_INTEGRATION_IDS[0],
-                    "GATEWAY_CACHE_TTL": "0",
-                    # One client address sends everything: the per-caller limit is not under test.
-                    "GATEWAY_RATE_LIMIT": "0",
-                }
-            ),
-            Path(log_dir),
-        )
+        children = Children(Path(log_dir))
         try:
-            report = asyncio.run(session(args, sandbox, gateway))
+            report = asyncio.run(session(args, children))
         except (SetupError, httpx.HTTPError, TimeoutError) as exc:
             print(f"bench.load: setup or run failed: {exc!r}", file=sys.stderr)
-            for child in (sandbox, gateway):
-                if child.process is not None:
-                    print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
+            children.print_tails()
             return 2
         except KeyboardInterrupt:
             print("bench.load: interrupted; subprocesses stopped", file=sys.stderr)
             return 130
         finally:
-            gateway.stop()
-            sandbox.stop()
+            children.stop_all()
     text = report.render()
     print(text)
     out: Path = args.out

@@ -79,12 +79,15 @@ LOOKUP_COUNT: Final = 60
 _LOOKUP_STRIDE: Final = 20
 
 
-def sandbox_job_ids(count: int, stride: int = 1) -> list[str]:
-    """Kombo IDs of `count` sandbox jobs of INTEGRATION, every `stride`-th in data order."""
-    jobs = dataset()[INTEGRATION].jobs
-    ids = [record.id for record in jobs[::stride][:count]]
+def sandbox_job_ids(count: int, stride: int = 1, start: int = 0, live: bool = False) -> list[str]:
+    """Kombo IDs of `count` sandbox jobs of INTEGRATION, every `stride`-th in data order from
+    index `start`; with `live`, those not deleted only."""
+    records = dataset()[INTEGRATION].jobs[start::stride]
+    ids = [record.id for record in records if not (live and record.deleted)][:count]
     if len(ids) != count:
-        raise ValueError(f"the sandbox has {len(ids)} jobs at stride {stride}, not {count}")
+        raise ValueError(
+            f"the sandbox has {len(ids)} jobs from {start} at stride {stride}, not {count}"
+        )
     return ids
 
 

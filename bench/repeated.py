@@ -29,15 +29,12 @@ What it does (all on 127.0.0.1; every wait and every load run is bounded in time
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import orjson
@@ -45,23 +42,38 @@ import orjson
 from bench.e2e import (
     CHECK_EVERY,
     CONCURRENCY,
+    FULL,
+    QUICK,
     SETTLE_S,
     Durations,
-    Load,
     LoadGenerator,
-    Wrk,
+    Measured,
+    Target,
     load_generator,
+    loadgen_label,
+    measure_slice,
 )
-from bench.load import HOST, Child, SetupError, child_env, cpu_seconds, sandbox_log, wait_ready
-from bench.queries import INTEGRATION, JOB_ALL_FIELDS, JOB_BY_ID_10, lookups_query, sandbox_job_ids
-from bench.replicas import metric_samples
-from bench.report import host_busy_seconds, table, verdict, wait_for_quiet
-from gateway.config import SANDBOX_API_KEY
+from bench.load import (
+    HOST,
+    Child,
+    Children,
+    SetupError,
+    gateway_env,
+    gateway_metrics,
+    metric_samples,
+    run_section,
+    section_main,
+    start_sandbox,
+    two_free_ports,
+    wait_ready,
+)
+from bench.queries import JOB_ALL_FIELDS, JOB_BY_ID_10, lookups_query, sandbox_job_ids
+from bench.report import table, targets_table, verdict, wait_for_quiet
 from gateway.http.serving import free_port
 
 CACHE_TTL_S: Final = 300
-FULL: Final = Durations(warmup_s=2.0, measure_s=10.0, slices=5)
-QUICK: Final = Durations(warmup_s=1.0, measure_s=2.0, slices=2)
+#: What `run_repeated` may raise when the section cannot be set up or run.
+FAILURES: Final = (SetupError, httpx.HTTPError, OSError, TimeoutError)
 #: The two gateways: response cache on (its default size) and off.
 SERVED: Final = ("on", "off")
 
@@ -88,16 +100,11 @@ QUERIES: Final = (
 
 
 @dataclass(slots=True)
-class Cell:
-    """One gateway loaded with one query."""
+class Cell(Measured):
+    """One gateway loaded with one query; `upstream_calls` are Kombo (sandbox) calls."""
 
     served: str
     query: str
-    load: Load = field(default_factory=Load)
-    server_cpu_s: float = 0.0
-    other_cpu_s: float = 0.0
-    #: Sandbox calls during the measured slices (None: the log could not be read).
-    kombo_calls: int | None = 0
     body_bytes: int = 0
 
 
@@ -121,55 +128,37 @@ class RepeatedResult:
 
 class Session:
     def __init__(
-        self, durations: Durations, loadgen: LoadGenerator, log_dir: Path, quiet_wait_s: float
+        self,
+        durations: Durations,
+        loadgen: LoadGenerator,
+        children: Children,
+        quiet_wait_s: float,
     ) -> None:
         self.durations = durations
         self.loadgen = loadgen
-        self.log_dir = log_dir
+        self.children = children
         self.quiet_wait_s = quiet_wait_s
-        self.sandbox_url = f"http://{HOST}:{free_port()}"
-        self.children: list[Child] = []
-        label = "wrk" if isinstance(loadgen, Wrk) else "python (asyncio + httpx, in-process)"
-        self.result = RepeatedResult(label, durations)
-
-    def child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, argv, child_env(env), self.log_dir)
-        self.children.append(child)
-        return child
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
+        self.sandbox_port = free_port()
+        self.sandbox_url = f"http://{HOST}:{self.sandbox_port}"
+        self.result = RepeatedResult(loadgen_label(loadgen), durations)
 
     def gateway(self, served: str, port: int) -> Child:
-        env = {
-            "KOMBO_API_KEY": SANDBOX_API_KEY,
-            "KOMBO_BASE_URL": f"{self.sandbox_url}/v1",
-            "KOMBO_INTEGRATION_ID": INTEGRATION,
-            "GATEWAY_CACHE_TTL": str(CACHE_TTL_S),
-            "GATEWAY_RATE_LIMIT": "0",
-        }
+        env = gateway_env(
+            self.sandbox_url, GATEWAY_CACHE_TTL=str(CACHE_TTL_S), GATEWAY_RATE_LIMIT="0"
+        )
         if served == "off":
             env["GATEWAY_RESPONSE_CACHE_BYTES"] = "0"
         argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
-        return self.child(f"gateway-{served}", [*argv, "--workers", "1"], env)
+        return self.children.add(f"gateway-{served}", [*argv, "--workers", "1"], env)
 
     async def run(self) -> RepeatedResult:
-        port = self.sandbox_url.rsplit(":", 1)[1]
-        sandbox = self.child(
-            "sandbox",
-            [sys.executable, "-m", "gateway", "sandbox", "--host", HOST, "--port", port],
-            {},
-        )
-        ports = [free_port(), free_port()]
-        while ports[1] == ports[0]:  # bounded in practice: ports are random
-            ports[1] = free_port()
-        gateways = {
-            served: self.gateway(served, p) for served, p in zip(SERVED, ports, strict=True)
-        }
-        urls = {served: f"http://{HOST}:{p}" for served, p in zip(SERVED, ports, strict=True)}
+        ports = two_free_ports()
         async with httpx.AsyncClient(timeout=30.0) as control:
-            sandbox.start()
+            sandbox = start_sandbox(self.children, self.sandbox_port)
+            gateways = {
+                served: self.gateway(served, p) for served, p in zip(SERVED, ports, strict=True)
+            }
+            urls = {served: f"http://{HOST}:{p}" for served, p in zip(SERVED, ports, strict=True)}
             await wait_ready(control, f"{self.sandbox_url}/healthz", sandbox)
             for child in gateways.values():
                 child.start()
@@ -182,7 +171,7 @@ class Session:
         return self.result
 
     async def lookups(self, control: httpx.AsyncClient, url: str) -> Counter[str]:
-        text = (await control.get(f"{url}/metrics")).text
+        text = await gateway_metrics(control, url)
         counts: Counter[str] = Counter()
         for labels, value in metric_samples(text, "gateway_response_cache_lookups_total"):
             counts[labels.get("result", "?")] += int(value)
@@ -202,50 +191,27 @@ class Session:
             await asyncio.to_thread(wait_for_quiet, self.quiet_wait_s)
         body = orjson.dumps({"query": query.text})
         cells = []
-        for served in SERVED:
+        targets = [
+            Target(served, 1, query.name, f"{urls[served]}/graphql", gateways[served], _CHECKS)
+            for served in SERVED
+        ]
+        for target in targets:
+            served = target.server
             print(f"repeated: {query.name}, response cache {served} ...", file=sys.stderr)
-            first = await control.post(f"{urls[served]}/graphql", content=body, headers=_JSON)
+            first = await control.post(target.url, content=body, headers=_JSON)
             answer = first.json()
             if first.status_code != 200 or answer.get("errors") or not answer.get("data"):
                 raise SetupError(f"{query.name} failed on the {served} gateway: {first.text[:300]}")
-            await self.loadgen.run(f"{urls[served]}/graphql", body, _CHECKS, d.warmup_s)
+            await self.loadgen.run(target.url, body, target.checks, d.warmup_s)
             await asyncio.sleep(SETTLE_S)
             cells.append(Cell(served, query.name, body_bytes=len(first.content)))
+        seconds = d.measure_s / d.slices
         for _ in range(d.slices):
-            for cell in cells:
-                url = urls[cell.served]
-                child = gateways[cell.served]
-                await self.slice(control, f"{url}/graphql", child, cell, body, sandbox)
+            for target, cell in zip(targets, cells, strict=True):
+                await measure_slice(
+                    control, self.loadgen, sandbox, self.sandbox_url, target, body, seconds, cell
+                )
         self.result.cells.extend(cells)
-
-    async def slice(
-        self,
-        control: httpx.AsyncClient,
-        url: str,
-        child: Child,
-        cell: Cell,
-        body: bytes,
-        sandbox: Child,
-    ) -> None:
-        seconds = self.durations.measure_s / self.durations.slices
-        reset = await control.delete(f"{self.sandbox_url}/_sandbox/requests")
-        if reset.status_code != 204:
-            raise SetupError(f"resetting the sandbox log failed: {reset.status_code}")
-        server_before, sandbox_before = cpu_seconds([child.pid]), cpu_seconds([sandbox.pid])
-        host_before = host_busy_seconds()
-        load = await self.loadgen.run(url, body, _CHECKS, seconds)
-        host = host_busy_seconds() - host_before
-        server = cpu_seconds([child.pid]) - server_before
-        sandbox_cpu = cpu_seconds([sandbox.pid]) - sandbox_before
-        entries = await sandbox_log(control, self.sandbox_url)
-        cell.load.add(load)
-        cell.server_cpu_s += server
-        cell.other_cpu_s += max(0.0, host - server - sandbox_cpu - load.loadgen_cpu_s)
-        if entries is None or cell.kombo_calls is None:
-            cell.kombo_calls = None
-        else:
-            cell.kombo_calls += len(entries)
-        await asyncio.sleep(SETTLE_S)
 
 
 _JSON: Final = {"Content-Type": "application/json"}
@@ -255,19 +221,13 @@ _CHECKS: Final = ('{"data":{', '"errors"')
 
 def run_repeated(quick: bool = False, quiet_wait_s: float = 0.0) -> RepeatedResult:
     """Run the section; before each query's pair of runs, wait up to `quiet_wait_s` for a
-    quiet host. Raises SetupError (after printing logs) when it cannot be set up."""
-    with tempfile.TemporaryDirectory(prefix="bench-repeated-") as tmp:
-        durations = QUICK if quick else FULL
-        session = Session(durations, load_generator(Path(tmp)), Path(tmp), quiet_wait_s)
-        try:
-            return asyncio.run(session.run())
-        except (SetupError, httpx.HTTPError, TimeoutError):
-            for child in session.children:
-                if child.process is not None:
-                    print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
-            raise
-        finally:
-            session.stop_all()
+    quiet host. Raises one of FAILURES (after printing logs) when it cannot be set up."""
+
+    def session(children: Children) -> Coroutine[Any, Any, RepeatedResult]:
+        loadgen = load_generator(children.log_dir)
+        return Session(QUICK if quick else FULL, loadgen, children, quiet_wait_s).run()
+
+    return run_section("repeated", session, FAILURES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +250,7 @@ def render(result: RepeatedResult) -> list[str]:
             if cell is None:
                 continue
             load = cell.load
-            calls = "n/a" if cell.kombo_calls is None else str(cell.kombo_calls)
+            calls = "n/a" if cell.upstream_calls is None else str(cell.upstream_calls)
             shown = ""
             if served == "on" and speedup is not None:
                 ok = speedup >= query.min_speedup
@@ -373,19 +333,15 @@ def summary_rows(result: RepeatedResult) -> tuple[list[list[str]], list[bool]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.repeated", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
-    args = parser.parse_args(argv)
-    try:
-        result = run_repeated(args.quick)
-    except (SetupError, httpx.HTTPError, TimeoutError) as exc:
-        print(f"bench.repeated: setup or run failed: {exc!r}", file=sys.stderr)
-        return 2
-    rows, _ = summary_rows(result)
-    print(
-        "\n".join([*render(result), "", *table(["what", "target", "measured", ""], rows, "llrl")])
+    return section_main(
+        argv,
+        "bench.repeated",
+        __doc__,
+        "short runs (a smoke test)",
+        run_repeated,
+        FAILURES,
+        lambda result: [*render(result), "", *targets_table(summary_rows(result)[0])],
     )
-    return 0
 
 
 if __name__ == "__main__":

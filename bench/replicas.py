@@ -34,19 +34,15 @@ hundreds of milliseconds, which is what the saved calls are worth in production.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -59,18 +55,24 @@ from bench.load import (
     HOST,
     STARTUP_TIMEOUT_S,
     Child,
+    Children,
     SetupError,
-    child_env,
     cpu_seconds,
+    gateway_env,
+    gateway_metrics,
+    metric_samples,
     percentile,
+    reset_sandbox_log,
+    run_section,
     sandbox_log,
+    section_main,
+    start_sandbox,
+    two_free_ports,
     wait_ready,
 )
-from bench.queries import INTEGRATION, JOB_ALL_FIELDS, JOB_TEN_FIELDS
-from bench.report import host_busy_seconds, table, verdict, wait_for_quiet
-from gateway.config import SANDBOX_API_KEY
+from bench.queries import JOB_ALL_FIELDS, JOB_TEN_FIELDS, sandbox_job_ids
+from bench.report import host_busy_seconds, table, targets_table, verdict, wait_for_quiet
 from gateway.http.serving import free_port
-from gateway.sandbox.data import dataset
 
 CONCURRENCY: Final = 16
 REQUESTS: Final = 2_000
@@ -89,6 +91,8 @@ PHASE_TIMEOUT_S: Final = 300.0
 LOOKUP_START: Final = 700
 LOOKUP_STRIDE: Final = 9
 PAGE_STEP: Final = 4
+#: What `run_replicas` may raise when the section cannot be set up or run.
+FAILURES: Final = (SetupError, httpx.HTTPError, RedisError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,20 +145,13 @@ def page_bodies(count: int) -> list[bytes]:
     ]
 
 
-def lookup_ids(count: int) -> list[str]:
-    """Kombo IDs of `count` jobs that exist and are not deleted, from LOOKUP_START on."""
-    records = dataset()[INTEGRATION].jobs[LOOKUP_START::LOOKUP_STRIDE]
-    ids = [record.id for record in records if not record.deleted][:count]
-    if len(ids) != count:
-        raise SetupError(f"only {len(ids)} jobs to look up, not {count}")
-    return ids
-
-
 def lookup_bodies(count: int) -> list[bytes]:
-    return [
-        orjson.dumps({"query": JOB_QUERY, "variables": {"id": kombo_id}})
-        for kombo_id in lookup_ids(count)
-    ]
+    """`count` look-ups of jobs that exist and are not deleted, from LOOKUP_START on."""
+    try:
+        ids = sandbox_job_ids(count, LOOKUP_STRIDE, start=LOOKUP_START, live=True)
+    except ValueError as exc:
+        raise SetupError(f"too few jobs to look up: {exc}") from None
+    return [orjson.dumps({"query": JOB_QUERY, "variables": {"id": kombo_id}}) for kombo_id in ids]
 
 
 def workload_bodies() -> list[bytes]:
@@ -290,12 +287,6 @@ async def post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[floa
     return elapsed, ok and not answer.get("errors")
 
 
-_SAMPLE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)"
-)
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
 #: What a gateway logs (once) when its breaker stops it asking Redis (`sharing/link.py`).
 BREAKER_OPENED: Final = "Redis is unavailable"
 
@@ -314,21 +305,6 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     host = used.pop("host")
     used["other"] = max(0.0, host - sum(used.values()))
     return used
-
-
-def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    """The samples of metric `name` in Prometheus text: (labels, value) each."""
-    found = []
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is not None and match["name"] == name:
-            labels = dict(_LABEL.findall(match["labels"] or ""))
-            found.append((labels, float(match["value"])))
-    return found
-
-
-async def gateway_metrics(http: httpx.AsyncClient, url: str) -> str:
-    return (await http.get(f"{url}/metrics", timeout=10.0)).text
 
 
 def shared_lookups(text: str) -> Counter[str]:
@@ -363,34 +339,19 @@ async def redis_commands(redis: Redis) -> int:
 class Session:
     """The sandbox and Redis for the whole section; two gateways per phase."""
 
-    def __init__(self, sizes: Sizes, log_dir: Path, quiet_wait_s: float = 0.0) -> None:
+    def __init__(self, sizes: Sizes, children: Children, quiet_wait_s: float = 0.0) -> None:
         self.sizes = sizes
-        self.log_dir = log_dir
+        self.children = children
         self.quiet_wait_s = quiet_wait_s
-        self.sandbox_url = f"http://{HOST}:{free_port()}"
+        self.sandbox_port = free_port()
+        self.sandbox_url = f"http://{HOST}:{self.sandbox_port}"
         self.redis_port = free_port()
-        self.children: list[Child] = []
         self.result = ReplicaResult(sizes)
         self.bodies = workload_bodies()
 
-    def child(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        child = Child(name, argv, child_env(env), self.log_dir)
-        self.children.append(child)
-        return child
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-
     async def run(self) -> ReplicaResult:
-        port = self.sandbox_url.rsplit(":", 1)[1]
-        sandbox = self.child(
-            "sandbox",
-            [sys.executable, "-m", "gateway", "sandbox", "--host", HOST, "--port", port],
-            {},
-        )
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as control:
-            sandbox.start()
+            sandbox = start_sandbox(self.children, self.sandbox_port)
             redis = await self.start_redis()
             try:
                 await wait_ready(control, f"{self.sandbox_url}/healthz", sandbox)
@@ -409,8 +370,8 @@ class Session:
         if binary is None:
             raise SetupError("redis-server is not installed (`make redis-server` installs it)")
         argv = [binary, "--port", str(self.redis_port), "--bind", HOST, "--save", ""]
-        argv += ["--appendonly", "no", "--dir", str(self.log_dir), "--loglevel", "warning"]
-        server = self.child("redis", argv, {})
+        argv += ["--appendonly", "no", "--dir", str(self.children.log_dir), "--loglevel", "warning"]
+        server = self.children.add("redis", argv, {})
         server.start()
         client = Redis(host=HOST, port=self.redis_port, socket_timeout=5.0)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -425,18 +386,16 @@ class Session:
         raise SetupError("redis-server did not answer in time")
 
     def gateway(self, name: str, port: int, with_redis: bool) -> Child:
-        env = {
-            "KOMBO_API_KEY": SANDBOX_API_KEY,
-            "KOMBO_BASE_URL": f"{self.sandbox_url}/v1",
-            "KOMBO_INTEGRATION_ID": INTEGRATION,
-            "GATEWAY_CACHE_TTL": str(CACHE_TTL_S),
-            "GATEWAY_RATE_LIMIT": "0",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-        }
+        env = gateway_env(
+            self.sandbox_url,
+            GATEWAY_CACHE_TTL=str(CACHE_TTL_S),
+            GATEWAY_RATE_LIMIT="0",
+            GATEWAY_LOG_LEVEL="WARNING",
+        )
         if with_redis:
             env["GATEWAY_REDIS_URL"] = f"redis://{HOST}:{self.redis_port}/0"
         argv = [sys.executable, "-m", "gateway", "serve", "--host", HOST, "--port", str(port)]
-        return self.child(name, [*argv, "--workers", "1"], env)
+        return self.children.add(name, [*argv, "--workers", "1"], env)
 
     async def phase(self, control: httpx.AsyncClient, redis: Redis, with_redis: bool) -> None:
         """Fresh gateways A and B (and an empty Redis): the workload, then the tiers."""
@@ -444,9 +403,7 @@ class Session:
         if self.quiet_wait_s > 0:
             await asyncio.to_thread(wait_for_quiet, self.quiet_wait_s)
         await redis.flushall()
-        ports = [free_port(), free_port()]
-        while ports[1] == ports[0]:  # bounded in practice: ports are random
-            ports[1] = free_port()
+        ports = two_free_ports()
         suffix = "redis" if with_redis else "plain"
         a, b = (
             self.gateway(f"gateway-{n}-{suffix}", p, with_redis)
@@ -475,9 +432,7 @@ class Session:
         with_redis: bool,
     ) -> Workload:
         """REQUESTS requests over A and B (alternately), CONCURRENCY at a time."""
-        reset = await control.delete(f"{self.sandbox_url}/_sandbox/requests")
-        if reset.status_code != 204:
-            raise SetupError(f"resetting the sandbox log failed: {reset.status_code}")
+        await reset_sandbox_log(control, self.sandbox_url)
         result = Workload(with_redis)
         sequence = draws(SEED, REQUESTS, len(self.bodies))
         targets = [f"{urls[i % 2]}/graphql" for i in range(len(sequence))]
@@ -509,14 +464,11 @@ class Session:
         """CPU seconds so far of the processes on the host's cores, and of the host."""
         return {
             "gateways": cpu_seconds([g.pid for g in gateways]),
-            "sandbox": cpu_seconds([self.by_name("sandbox").pid]),
-            "redis": cpu_seconds([self.by_name("redis").pid]),
+            "sandbox": cpu_seconds([self.children.by_name("sandbox").pid]),
+            "redis": cpu_seconds([self.children.by_name("redis").pid]),
             "load generator": time.process_time(),
             "host": host_busy_seconds(),
         }
-
-    def by_name(self, name: str) -> Child:
-        return next(child for child in self.children if child.name == name)
 
     async def count_calls(self, control: httpx.AsyncClient, result: Workload) -> None:
         entries = await sandbox_log(control, self.sandbox_url)
@@ -582,18 +534,12 @@ class Session:
 
 def run_replicas(quick: bool = False, quiet_wait_s: float = 0.0) -> ReplicaResult:
     """Run the section; before each phase, wait up to `quiet_wait_s` for a quiet host.
-    Raises SetupError (after printing logs) when it cannot be set up."""
-    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
-        session = Session(QUICK if quick else FULL, Path(tmp), quiet_wait_s)
-        try:
-            return asyncio.run(session.run())
-        except (SetupError, httpx.HTTPError, RedisError, OSError, TimeoutError):
-            for child in session.children:
-                if child.process is not None:
-                    print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
-            raise
-        finally:
-            session.stop_all()
+    Raises one of FAILURES (after printing logs) when it cannot be set up."""
+
+    def session(children: Children) -> Coroutine[Any, Any, ReplicaResult]:
+        return Session(QUICK if quick else FULL, children, quiet_wait_s).run()
+
+    return run_section("replicas", session, FAILURES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,19 +721,15 @@ def summary_rows(result: ReplicaResult) -> tuple[list[list[str]], list[bool]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.replicas", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer latency samples")
-    args = parser.parse_args(argv)
-    try:
-        result = run_replicas(args.quick)
-    except (SetupError, httpx.HTTPError, RedisError, OSError, TimeoutError) as exc:
-        print(f"bench.replicas: setup or run failed: {exc!r}", file=sys.stderr)
-        return 2
-    rows, _ = summary_rows(result)
-    print(
-        "\n".join([*render(result), "", *table(["what", "target", "measured", ""], rows, "llrl")])
+    return section_main(
+        argv,
+        "bench.replicas",
+        __doc__,
+        "fewer latency samples",
+        run_replicas,
+        FAILURES,
+        lambda result: [*render(result), "", *targets_table(summary_rows(result)[0])],
     )
-    return 0
 
 
 if __name__ == "__main__":

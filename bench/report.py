@@ -32,6 +32,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = ""
     return lines
 
 
+def targets_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """The targets table: rows of what, target, measured, verdict."""
+    return table(["what", "target", "measured", ""], rows, "llrl")
+
+
 def us(ns: float) -> str:
     """Nanoseconds as microseconds, 3 significant-ish digits."""
     value = ns / 1000

@@ -23,17 +23,17 @@ import inspect
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
-from redis.exceptions import RedisError
+from typing import TypeVar
 
 from bench import e2e, inprocess, repeated, replicas
-from bench.load import SetupError
-from bench.report import machine_facts, table, verdict, wait_for_quiet, wrk_version
+from bench.load import Failures
+from bench.report import machine_facts, targets_table, verdict, wait_for_quiet, wrk_version
 from gateway.schema.build import build_schema
+
+T = TypeVar("T")
 
 
 def summary(
@@ -109,7 +109,7 @@ def summary(
         repeated_rows, repeated_oks = repeated.summary_rows(repeats)
         rows += repeated_rows
         oks += repeated_oks
-    lines = ["## Targets", "", *table(["what", "target", "measured", ""], rows, "llrl")]
+    lines = ["## Targets", "", *targets_table(rows)]
     return lines, bool(oks) and all(oks)
 
 
@@ -142,6 +142,15 @@ def profile_section(name: str) -> list[str]:
         *[line.rstrip() for line in text.strip().splitlines()],
         "```",
     ]
+
+
+def _section(label: str, run: Callable[[], T], failures: Failures) -> T | None:
+    """Run one section; None when it failed with one of its `failures` (said on stderr)."""
+    try:
+        return run()
+    except failures as exc:
+        print(f"bench.run: the {label} section failed: {exc!r}", file=sys.stderr)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,26 +191,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     inproc = inprocess.run_inprocess(args.quick, max_wait)
     end_to_end: e2e.E2EResult | None = None
     if not args.skip_e2e:
-        try:
-            end_to_end = e2e.run_e2e(args.quick, max_wait)
-        except (SetupError, httpx.HTTPError, TimeoutError) as exc:
-            print(f"bench.run: the end-to-end section failed: {exc!r}", file=sys.stderr)
+        end_to_end = _section("end-to-end", lambda: e2e.run_e2e(args.quick, max_wait), e2e.FAILURES)
+        if end_to_end is None:
             status = 2
 
     shared: replicas.ReplicaResult | None = None
     if not args.skip_e2e and not args.skip_replicas:
-        try:
-            shared = replicas.run_replicas(args.quick, max_wait)
-        except (SetupError, httpx.HTTPError, RedisError, OSError, TimeoutError) as exc:
-            print(f"bench.run: the replica section failed: {exc!r}", file=sys.stderr)
+        shared = _section(
+            "replica", lambda: replicas.run_replicas(args.quick, max_wait), replicas.FAILURES
+        )
+        if shared is None:
             status = 2
 
     repeats: repeated.RepeatedResult | None = None
     if not args.skip_e2e and not args.skip_repeated:
-        try:
-            repeats = repeated.run_repeated(args.quick, max_wait)
-        except (SetupError, httpx.HTTPError, OSError, TimeoutError) as exc:
-            print(f"bench.run: the repeated-query section failed: {exc!r}", file=sys.stderr)
+        repeats = _section(
+            "repeated-query", lambda: repeated.run_repeated(args.quick, max_wait), repeated.FAILURES
+        )
+        if repeats is None:
             status = 2
 
     targets, all_met = summary(inproc, end_to_end, shared, repeats)
