@@ -819,6 +819,8 @@ async def test_a_stale_entry_is_served_at_once_while_one_load_refreshes_it(
     assert await stale_cache.fetch("k", refresh) == {"value": 1}
     await settle()
     assert calls == [1] and lookups(metrics, "page", "stale") == 2
+    # Each read counted once: the first fetch missed; the stale ones are no misses too.
+    assert lookups(metrics, "page", "miss") == 1
     release.set()
     await settle()
     assert await stale_cache.fetch("k", Loader()) == {"value": "refreshed"}

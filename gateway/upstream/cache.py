@@ -150,15 +150,24 @@ class UpstreamCache:
 
     def lookup(self, key: Hashable, kind: str) -> _Entry | None:
         """`get`, with when the value was fetched."""
+        entry = self._fresh(key)
+        self._count(kind, "miss" if entry is None else "hit")
+        return entry
+
+    def _fresh(self, key: Hashable) -> _Entry | None:
+        """The entry at `key` within its TTL (one past it is kept only to be served stale
+        by `fetch`), uncounted."""
         if not self.enabled:
             return None
         entry = self._entries.get(key)
         if entry is not None and self.timer() - entry.fetched > self.ttl:
-            entry = None  # kept only to be served stale by `fetch`
-        result = "miss" if entry is None else "hit"
-        self._metrics.cache_lookups.labels(kind=kind, result=result).inc()
-        count("cache_misses" if entry is None else "cache_hits")
+            return None
         return entry
+
+    def _count(self, kind: str, result: str) -> None:
+        """One read of `kind`: a hit, a miss, or stale (served: counted as a hit too)."""
+        self._metrics.cache_lookups.labels(kind=kind, result=result).inc()
+        count("cache_misses" if result == "miss" else "cache_hits")
 
     def generation(self, integration_id: str) -> int:
         """This process's epoch of the integration, in every response-cache slot
@@ -200,9 +209,16 @@ class UpstreamCache:
             value, _ = await load()
             return value
         started = self.timer()
-        cached = None if refresh else self.lookup(key, kind)
-        if cached is None and not refresh:
-            cached = self._serve_stale(key, load, kind)
+        cached = None
+        if not refresh:
+            # Each read counted once: fresh (hit), stale (served while refreshed), or miss.
+            cached = self._fresh(key)
+            if cached is not None:
+                self._count(kind, "hit")
+            else:
+                cached = self._serve_stale(key, load, kind)
+                if cached is None:
+                    self._count(kind, "miss")
         if fetched is not None:
             fetched(started if cached is None else cached.fetched)
         if cached is not None:
@@ -237,8 +253,7 @@ class UpstreamCache:
             task = asyncio.ensure_future(load())
             task.add_done_callback(lambda done: self._settle(key, done))
             self._in_flight[key] = task
-        self._metrics.cache_lookups.labels(kind=kind, result="stale").inc()
-        count("cache_hits")
+        self._count(kind, "stale")
         return entry
 
     def drop_integration(self, integration_id: str) -> None:
