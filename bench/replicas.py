@@ -16,7 +16,8 @@ What it does (all on 127.0.0.1; every wait and every run is bounded in time):
    loopback port, `--save "" --appendonly no`);
 2. twice, without and then with `GATEWAY_REDIS_URL` (fresh processes, empty Redis):
    starts gateways A and B (`python -m gateway serve --workers 1`, `GATEWAY_CACHE_TTL=300`,
-   `GATEWAY_RATE_LIMIT=0`), resets the sandbox's request log, and sends `REQUESTS`
+   `GATEWAY_RATE_LIMIT=0`, `GATEWAY_RESPONSE_CACHE_BYTES=0`: the upstream cache's
+   tiers are measured, not whole answers), resets the sandbox's request log, and sends `REQUESTS`
    requests drawn (seeded) from `DISTINCT` queries, each costing one distinct Kombo call
    when cold and never answered by another query's jobs, alternately to A and B at
    concurrency `CONCURRENCY`; Kombo calls are the sandbox log's entries;
@@ -391,6 +392,10 @@ class Session:
             GATEWAY_CACHE_TTL=str(CACHE_TTL_S),
             GATEWAY_RATE_LIMIT="0",
             GATEWAY_LOG_LEVEL="WARNING",
+            # The upstream cache's tiers are measured here: whole answers kept by the
+            # response cache would answer the tier queries before any page is read
+            # (the repeated-query section measures that cache).
+            GATEWAY_RESPONSE_CACHE_BYTES="0",
         )
         if with_redis:
             env["GATEWAY_REDIS_URL"] = f"redis://{HOST}:{self.redis_port}/0"
@@ -628,7 +633,7 @@ def render(result: ReplicaResult) -> list[str]:
         f"({DISTINCT // 2} job pages of 4 to 100 jobs, with and without a status filter; "
         f"{DISTINCT - DISTINCT // 2} `job(id:)` look-ups of jobs no page holds), sent "
         f"alternately to gateways A and B (`serve --workers 1`, `GATEWAY_CACHE_TTL="
-        f"{CACHE_TTL_S}`), {CONCURRENCY} at a time; fresh processes and an empty Redis per "
+        f"{CACHE_TTL_S}`, response cache off), {CONCURRENCY} at a time; fresh processes and an empty Redis per "
         "run. Each query costs one Kombo call when every cache is cold, so the floor is "
         f"{DISTINCT} calls; without Redis each gateway pays for its own, about twice that. "
         "Kombo calls: the sandbox's request log. L2 hits and Redis errors (operations that "

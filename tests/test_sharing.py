@@ -486,6 +486,9 @@ async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
     )
     assert got["results"] == page["results"]
     assert calls == ["A"]
+    # One lookup each, counted once: the re-read under the lease is no second miss.
+    for link in links:
+        assert metric(link, "gateway_shared_cache_lookups_total", kind="page", result="miss") == 1
     for pages, link in zip((a, b), links, strict=True):
         await pages.flights.aclose()
         await pages.generations.aclose()

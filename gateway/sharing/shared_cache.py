@@ -37,12 +37,19 @@ class SharedCache:
         self._metrics = metrics
 
     async def get(self, key: str, *, kind: str) -> bytes | None:
+        """The value at `key`, counted as a hit or miss of `kind`."""
+        value = await self.read(key)
+        self._count(kind, value is not None)
+        return value
+
+    async def read(self, key: str) -> bytes | None:
+        """`get`, uncounted: a second look within one lookup (a lease's re-read, a
+        waiter's polls), so that each lookup counts once."""
+
         async def read(redis: Redis) -> bytes | None:
             return _bytes(await redis.get(key))
 
-        value = await self.link.run("cache_get", read, fallback=None)
-        self._count(kind, value is not None)
-        return value
+        return await self.link.run("cache_get", read, fallback=None)
 
     async def get_many(self, keys: Sequence[str], *, kind: str) -> list[bytes | None]:
         """Values of `keys` in order, None for each missing one (all None without Redis)."""

@@ -89,13 +89,13 @@ class SharedPages:
             lease = await self.flights.claim(key)
             if lease.held:
                 # Another process may have landed it between our read and our claim.
-                found = _page_or_none(await self.cache.get(key, kind="page"))
+                found = _page_or_none(await self.cache.read(key))
                 if found is not None:
                     await self.flights.landed(key, lease)
                     return found
             else:
                 landed = await self.flights.wait(
-                    key, read=lambda: self.cache.get(key, kind="page"), deadline=deadline
+                    key, read=lambda: self.cache.read(key), deadline=deadline
                 )
                 found = _page_or_none(landed)
                 if found is not None:
