@@ -493,3 +493,39 @@ async def test_a_page_landed_between_a_miss_and_the_lease_is_not_fetched_again(
         await pages.flights.aclose()
         await pages.generations.aclose()
         await link.aclose()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"not json", b'{"data": {"results": "no list", "next": null}}', b"\x00" * 64],
+    ids=["garbage", "not-a-page", "binary"],
+)
+async def test_whatever_redis_holds_under_a_page_key_is_checked_like_kombos_answer(
+    link: RedisLink, stored: bytes
+):
+    """Redis is shared with whoever else can write to it: a value under a page key that
+    is not a page is a miss (fetched again), never served; a job under another job's
+    key is not that job."""
+    pages = SharedPages(
+        SharedCache(link, ttl=30, metrics=link.metrics),
+        SharedFlights(link, KEYS),
+        KEYS,
+        Generations(link, KEYS),
+    )
+    params = {"page_size": "1"}
+    generation = await pages.generations.shared("i:1")
+    assert generation is not None
+    await link.client.set(pages.page_key("i:1", generation, "fp", params), stored)
+    await link.client.set(KEYS.job("i:1", generation, "fp", "job-1"), b'{"id": "job-2"}')
+    real: JobsPage = {"next": None, "results": [{"id": "job-3"}], "byte_size": 20}
+    calls: list[int] = []
+
+    async def fetch() -> JobsPage:
+        calls.append(1)
+        return real
+
+    got = await pages.page("i:1", "fp", params, fetch, refresh=False, deadline=time.monotonic() + 5)
+    assert got["results"] == real["results"] and calls == [1]
+    assert await pages.jobs("i:1", "fp", ["job-1"]) == {}
+    await pages.flights.aclose()
+    await pages.generations.aclose()
